@@ -1,0 +1,137 @@
+use super::*;
+
+fn flags() -> Overrides {
+    Overrides::default()
+}
+
+#[test]
+fn defaults_serve_out_of_the_box() {
+    let config = Config::load(&flags()).unwrap();
+    assert_eq!(config.listen, DEFAULT_LISTEN);
+    assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.routes[0].pattern, Pattern::parse("*").unwrap());
+    assert_eq!(
+        config.clusters[0].endpoints,
+        vec![DEFAULT_UPSTREAM.to_owned()]
+    );
+    assert_eq!(config.body_mode, BodyMode::Auto);
+}
+
+#[test]
+fn upstream_flag_is_a_catch_all_route() {
+    let overrides = Overrides {
+        upstream: Some("127.0.0.1:9".into()),
+        ..flags()
+    };
+    let config = Config::load(&overrides).unwrap();
+    assert_eq!(
+        config.clusters[config.routes[0].cluster].endpoints,
+        ["127.0.0.1:9"]
+    );
+}
+
+#[test]
+fn file_routes_and_clusters_are_read_and_flags_win() {
+    let text = r#"
+        listen = "127.0.0.1:7000"
+        body_mode = "message"
+        [clusters.a]
+        endpoints = ["127.0.0.1:1", "localhost:2"]
+        connections_per_endpoint = 3
+        balancing = "power_of_two_choices"
+        [[routes]]
+        match = "/pkg.Svc/*"
+        cluster = "a"
+        [[routes]]
+        match = "*"
+        cluster = "a"
+        [limits]
+        max_message_bytes = 1024
+    "#;
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:7001".into()),
+        routes: vec!["*=127.0.0.1:3".into()],
+        ..flags()
+    };
+    let config = Config::from_toml(text, Path::new("x.toml"), &overrides).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:7001");
+    assert_eq!(config.body_mode, BodyMode::Message);
+    assert_eq!(config.limits.max_message_bytes, 1024);
+    assert_eq!(config.clusters[0].connections_per_endpoint, 3);
+    assert_eq!(config.clusters[0].balancing, Balancing::PowerOfTwoChoices);
+    assert_eq!(config.routes.len(), 2, "the flag's `*` replaced the file's");
+    let star = config
+        .routes
+        .iter()
+        .find(|r| r.pattern == Pattern::parse("*").unwrap())
+        .unwrap();
+    assert_eq!(config.clusters[star.cluster].endpoints, ["127.0.0.1:3"]);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let err = Config::from_toml(
+        "listen = \"127.0.0.1:1\"\nlsiten = 3\n",
+        Path::new("x.toml"),
+        &flags(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("lsiten"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        ("listen = \"nope\"", "listen"),
+        (
+            "[[routes]]\nmatch = \"*\"\ncluster = \"missing\"",
+            "routes[0].cluster",
+        ),
+        (
+            "[[routes]]\nmatch = \"/a/*b\"\ncluster = \"x\"\n[clusters.x]\nendpoints=[\"h:1\"]",
+            "routes[0].match",
+        ),
+        ("[clusters.x]\nendpoints = []", "clusters.x.endpoints"),
+        (
+            "[clusters.x]\nendpoints = [\"h:99999\"]",
+            "clusters.x.endpoints[0]",
+        ),
+        (
+            "[clusters.x]\nendpoints = [\"h:1\"]\nconnections_per_endpoint = 0",
+            "clusters.x.connections_per_endpoint",
+        ),
+        (
+            "[limits]\nmax_message_bytes = 0",
+            "limits.max_message_bytes",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = Config::from_toml(text, Path::new("x.toml"), &flags())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{text:?} gave {err}");
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let overrides = Overrides {
+        config: Some("/nonexistent/sluice.toml".into()),
+        ..flags()
+    };
+    let err = Config::load(&overrides).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/sluice.toml"), "{err}");
+}
+
+#[test]
+fn route_flag_syntax_is_checked() {
+    for bad in ["nothing", "*=", "*=host", "/a/b=h:1,"] {
+        let overrides = Overrides {
+            routes: vec![bad.into()],
+            ..flags()
+        };
+        assert!(Config::load(&overrides).is_err(), "{bad} accepted");
+    }
+}

@@ -1,0 +1,15 @@
+//! Sluice: a gRPC reverse proxy whose filters are WebAssembly plugins.
+//!
+//! The library holds everything; the `sluice` binary only parses flags, sets up logging
+//! and runs a [`Server`].
+
+pub mod cli;
+pub mod config;
+pub mod grpc;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod upstream;
+
+pub use config::{BodyMode, Config, ConfigError, Overrides};
+pub use server::{Server, ServerError};

@@ -1,0 +1,98 @@
+//! The body sent upstream: the client's request body, forwarded raw or through the message
+//! stage. A de-framing error ends the call (the client gets the status through the call
+//! link) and resets the upstream stream; so does the response side going away.
+
+use super::link::RequestLink;
+use super::message::MessageStage;
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+/// Error type of proxy bodies; hyper resets the stream with the HTTP/2 reason found in it.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body forwarded to the upstream.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    stage: Option<Box<MessageStage>>,
+    link: RequestLink,
+}
+
+impl RequestBody {
+    /// Forwards `inner`'s frames untouched.
+    pub fn raw(inner: Incoming, link: RequestLink) -> RequestBody {
+        RequestBody {
+            inner,
+            stage: None,
+            link,
+        }
+    }
+
+    /// Forwards `inner` message by message through `stage`.
+    pub fn message(inner: Incoming, stage: MessageStage, link: RequestLink) -> RequestBody {
+        RequestBody {
+            inner,
+            stage: Some(Box::new(stage)),
+            link,
+        }
+    }
+}
+
+fn cancel() -> BodyError {
+    Box::new(h2::Error::from(h2::Reason::CANCEL))
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            let frame = match polled {
+                Poll::Pending => {
+                    // Nothing from the client: has the call ended on the response side?
+                    ready!(this.link.poll_response_gone(cx));
+                    return Poll::Ready(Some(Err(cancel())));
+                }
+                // A client reset carries its HTTP/2 reason on to the upstream.
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Box::new(err)))),
+                Poll::Ready(None) => {
+                    if let Some(stage) = &this.stage
+                        && let Err(status) = stage.on_end()
+                    {
+                        this.link.abort(status);
+                        return Poll::Ready(Some(Err(cancel())));
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let Some(stage) = &mut this.stage else {
+                return Poll::Ready(Some(Ok(frame)));
+            };
+            match frame.into_data() {
+                Ok(chunk) => match stage.on_data(&chunk) {
+                    Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Ok(None) => continue,
+                    Err(status) => {
+                        this.link.abort(status);
+                        return Poll::Ready(Some(Err(cancel())));
+                    }
+                },
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}

@@ -1,0 +1,191 @@
+//! The body sent back to the client: the upstream's response body (raw or through the
+//! message stage) raced against the call's deadline and the request side's abort. Every
+//! way a call can end turns into trailers with a gRPC status, except an upstream reset,
+//! which is passed on as a reset with the same HTTP/2 reason.
+
+use super::link::ResponseLink;
+use super::message::MessageStage;
+use super::request_body::BodyError;
+use crate::grpc::{Code, Status};
+use crate::upstream::InFlight;
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::time::Sleep;
+
+/// The body of a response to the client.
+#[derive(Debug)]
+pub struct ResponseBody {
+    state: State,
+    call: Option<Box<CallGuard>>,
+}
+
+/// What a streaming response holds until it ends.
+#[derive(Debug)]
+pub struct CallGuard {
+    /// The link to the request side.
+    pub link: ResponseLink,
+    /// The call's deadline, if it has one.
+    pub deadline: Option<Pin<Box<Sleep>>>,
+    /// Counts the call on its endpoint.
+    pub in_flight: InFlight,
+    /// The method, for log lines.
+    pub method: String,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Nothing (more) to send.
+    Done,
+    /// One data frame (a plain HTTP error text), then done.
+    Text(Bytes),
+    /// Upstream frames, forwarded as they come.
+    Raw(Incoming),
+    /// Upstream messages, de-framed and re-framed.
+    Message(Incoming, Box<MessageStage>),
+}
+
+impl ResponseBody {
+    /// An empty body: the response headers end the stream (trailers-only responses).
+    pub fn empty() -> ResponseBody {
+        ResponseBody {
+            state: State::Done,
+            call: None,
+        }
+    }
+
+    /// A body of one text chunk.
+    pub fn text(text: &'static str) -> ResponseBody {
+        ResponseBody {
+            state: State::Text(Bytes::from_static(text.as_bytes())),
+            call: None,
+        }
+    }
+
+    /// The upstream body forwarded untouched.
+    pub fn raw(inner: Incoming, call: CallGuard) -> ResponseBody {
+        ResponseBody {
+            state: State::Raw(inner),
+            call: Some(Box::new(call)),
+        }
+    }
+
+    /// The upstream body forwarded through the message stage.
+    pub fn message(inner: Incoming, stage: MessageStage, call: CallGuard) -> ResponseBody {
+        ResponseBody {
+            state: State::Message(inner, Box::new(stage)),
+            call: Some(Box::new(call)),
+        }
+    }
+
+    /// Ends the call with `status` in the trailers, dropping (and so resetting) the
+    /// upstream stream.
+    fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(call) = &self.call {
+            tracing::info!(method = %call.method, endpoint = call.in_flight.endpoint(), code = ?status.code, "call ended by proxy: {}", status.message);
+        }
+        self.state = State::Done;
+        self.call = None;
+        Poll::Ready(Some(Ok(Frame::trailers(status.to_trailers()))))
+    }
+
+    fn upstream_failed(
+        &mut self,
+        err: hyper::Error,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let reset = std::error::Error::source(&err)
+            .and_then(|source| source.downcast_ref::<h2::Error>())
+            .filter(|h2| h2.is_reset() && h2.is_remote())
+            .and_then(h2::Error::reason);
+        if let Some(reason) = reset {
+            // Pass a stream reset on as the same reset: the client maps it as it would
+            // have mapped the upstream's own.
+            if let Some(call) = &self.call {
+                tracing::info!(method = %call.method, endpoint = call.in_flight.endpoint(), ?reason, "upstream reset the stream");
+            }
+            self.state = State::Done;
+            self.call = None;
+            return Poll::Ready(Some(Err(Box::new(h2::Error::from(reason)))));
+        }
+        self.end_with(&Status::new(
+            Code::Unavailable,
+            format!("upstream connection lost: {err}"),
+        ))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(call) = &mut this.call {
+            if let Poll::Ready(status) = call.link.poll_abort(cx) {
+                return this.end_with(&status);
+            }
+            if let Some(deadline) = &mut call.deadline
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                return this.end_with(&Status::new(
+                    Code::DeadlineExceeded,
+                    "deadline exceeded while the call was in the proxy",
+                ));
+            }
+        }
+        loop {
+            let (inner, stage) = match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Text(text) => {
+                    let text = std::mem::take(text);
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Ok(Frame::data(text))));
+                }
+                State::Raw(inner) => (inner, None),
+                State::Message(inner, stage) => (inner, Some(stage)),
+            };
+            let frame = match Pin::new(inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(err))) => return this.upstream_failed(err),
+                Poll::Ready(None) => {
+                    if let Some(stage) = stage
+                        && let Err(status) = stage.on_end()
+                    {
+                        return this.end_with(&status);
+                    }
+                    this.state = State::Done;
+                    this.call = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let Some(stage) = stage else {
+                return Poll::Ready(Some(Ok(frame)));
+            };
+            match frame.into_data() {
+                Ok(chunk) => match stage.on_data(&chunk) {
+                    Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Ok(None) => continue,
+                    Err(status) => return this.end_with(&status),
+                },
+                Err(frame) => {
+                    // Trailers: the body must have ended on a message boundary.
+                    if let Err(status) = stage.on_end() {
+                        return this.end_with(&status);
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}

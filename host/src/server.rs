@@ -1,0 +1,122 @@
+//! The listener: accepts TCP connections (TCP_NODELAY, a deep backlog), speaks HTTP/2 (and
+//! enough HTTP/1.1 to refuse it clearly) and hands every request to the proxy.
+
+use crate::config::Config;
+use crate::proxy::Proxy;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpSocket};
+
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be resolved or bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, proxy server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    http: auto::Builder<TokioExecutor>,
+}
+
+impl Server {
+    /// Binds the listener and prepares the proxy from `config`.
+    pub async fn bind(config: &Config) -> Result<Server, ServerError> {
+        let bind_error = |source| ServerError::Bind {
+            address: config.listen.clone(),
+            source,
+        };
+        let address = tokio::net::lookup_host(&config.listen)
+            .await
+            .map_err(bind_error)?
+            .next()
+            .ok_or_else(|| bind_error(std::io::Error::other("address resolved to nothing")))?;
+        let listener = listen(address).map_err(bind_error)?;
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(config.limits.max_concurrent_streams)
+            .initial_stream_window_size(config.limits.stream_window_bytes)
+            .initial_connection_window_size(config.limits.connection_window_bytes)
+            .max_pending_accept_reset_streams(1024)
+            .auto_date_header(false);
+        Ok(Server {
+            listener,
+            proxy: Arc::new(Proxy::new(config)),
+            http,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The proxy (routes and clusters) this server forwards with.
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
+    /// Serves until `shutdown` completes; connections in flight are then dropped.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let http = Arc::new(self.http);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: log, pause, go on.
+                        tracing::warn!("accept failed: {err}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
+            }
+            let proxy = self.proxy.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+                });
+                if let Err(err) = http.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(%peer, "client connection ended: {err}");
+                }
+            });
+        }
+    }
+}
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
