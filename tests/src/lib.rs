@@ -4,6 +4,7 @@
 
 pub mod fixture;
 pub mod greeter;
+pub mod raw;
 pub mod test_service;
 
 /// Generated protobuf types and tonic stubs.
