@@ -154,7 +154,8 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
 
 /// An HTTP/2 upstream scripted by the request header `x-behave`:
 /// `stall` (default) never answers; `reset-before-headers:N` resets with reason N at once;
-/// `reset-after-data:N` sends headers and one message, then resets with reason N.
+/// `reset-after-data:N` sends headers and one message, then resets with reason N;
+/// `bad-response-frame` answers with a malformed gRPC message prefix and status OK.
 /// It records every request's headers and the reason of every reset it received.
 #[derive(Debug)]
 pub struct ScriptedUpstream {
@@ -228,6 +229,17 @@ async fn script(
         send.send_data(frame(b""), false).expect("send data");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         send.send_reset(reason_of(code));
+    } else if behave == "bad-response-frame" {
+        let head = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .expect("response");
+        let mut send = respond.send_response(head, false).expect("send headers");
+        send.send_data(Bytes::from_static(&[9, 0, 0, 0, 1, 0]), false)
+            .expect("send data");
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let _ = send.send_trailers(trailers);
     } else {
         let reason = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
         if let Ok(reason) = reason {

@@ -83,7 +83,8 @@ mod tests {
     fn formats_with_the_finest_unit_that_fits() {
         assert_eq!(format(Duration::from_millis(1500)), "1500000u");
         assert_eq!(format(Duration::from_nanos(5)), "5n");
-        assert_eq!(format(Duration::from_secs(86_400 * 365)), "525600M");
+        assert_eq!(format(Duration::from_secs(86_400 * 365)), "31536000S");
+        assert_eq!(format(Duration::from_secs(100_000_000)), "1666667M");
         assert_eq!(
             parse(format(Duration::from_millis(123)).as_bytes()).unwrap(),
             Duration::from_millis(123)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs (Rust wasm target, Python venv with grpcio) and
+# runs it: formatting, clippy, then every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup: rust target wasm32-wasip2"
+rustup target add wasm32-wasip2 >/dev/null
+
+echo "== setup: python venv with grpcio (.venv)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, grpc_tools" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export SLUICE_PYTHON="$PWD/.venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
