@@ -14,6 +14,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, grpc_tools" 
 fi
 export SLUICE_PYTHON="$PWD/.venv/bin/python"
 
+echo "== build plugins (wasm32-wasip2 components)"
+bash scripts/build-plugins.sh >/dev/null
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

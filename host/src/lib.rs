@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod plugin;
 pub mod proxy;
 pub mod routing;
 pub mod server;

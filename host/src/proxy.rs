@@ -1,7 +1,9 @@
 //! The catch-all gRPC handler: every `/package.Service/Method` is accepted, checked,
-//! routed to a cluster and forwarded with its metadata, deadline and body; the response
-//! comes back with its headers, body and trailers, faithfully.
+//! routed to a cluster, run through the plugins that want it, and forwarded with its
+//! metadata, deadline and body; the response comes back with its headers, body and
+//! trailers, faithfully.
 
+mod headers;
 mod link;
 mod message;
 mod request_body;
@@ -14,29 +16,44 @@ pub use response_body::ResponseBody;
 use crate::config::{BodyMode, Config};
 use crate::grpc::compression::ACCEPT_ENCODING;
 use crate::grpc::{Code, Encoding, Status, timeout};
+use crate::plugin::bindings::{CallInfo, Hooks};
+use crate::plugin::{BodyHook, CallPlugins, Direction, Registry};
 use crate::routing::RouteTable;
 use crate::upstream::{Cluster, UpstreamError};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use headers::{is_grpc_content_type, restrict_accept_encoding, upstream_uri};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use link::call_link;
 use message::MessageStage;
 use response_body::CallGuard;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
-/// The proxy's shared state: routes and upstream clusters.
+/// The proxy's shared state: routes, upstream clusters and the plugin registry.
 #[derive(Debug)]
 pub struct Proxy {
     routes: RouteTable<Arc<Cluster>>,
     clusters: Vec<Arc<Cluster>>,
+    registry: Arc<Registry>,
     body_mode: BodyMode,
     max_message_bytes: usize,
 }
 
+/// How one direction of a call carries its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Frames untouched.
+    Raw,
+    /// Frames through the plugins' frame hooks.
+    Frames,
+    /// De-framed messages (through the plugins' message hooks if any want them).
+    Messages,
+}
+
 impl Proxy {
-    /// Builds routes and clusters from `config`.
-    pub fn new(config: &Config) -> Proxy {
+    /// Builds routes and clusters from `config`, with the plugins of `registry`.
+    pub fn new(config: &Config, registry: Arc<Registry>) -> Proxy {
         let clusters: Vec<Arc<Cluster>> = config
             .clusters
             .iter()
@@ -51,6 +68,7 @@ impl Proxy {
         Proxy {
             routes,
             clusters,
+            registry,
             body_mode: config.body_mode,
             max_message_bytes: config.limits.max_message_bytes,
         }
@@ -59,6 +77,22 @@ impl Proxy {
     /// The upstream clusters, in configuration order.
     pub fn clusters(&self) -> &[Arc<Cluster>] {
         &self.clusters
+    }
+
+    /// The plugin registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn path(&self, plugins: Option<&CallPlugins>, messages: Hooks, frames: Hooks) -> Path {
+        let wants = |hook| plugins.is_some_and(|p| p.wants(hook));
+        if self.body_mode == BodyMode::Message || wants(messages) {
+            Path::Messages
+        } else if wants(frames) {
+            Path::Frames
+        } else {
+            Path::Raw
+        }
     }
 
     /// Handles one request from a client.
@@ -98,36 +132,84 @@ impl Proxy {
                 Err(err) => return respond::error(&method, Code::Internal, err.to_string()),
             },
         };
-        let message_path = self.body_mode == BodyMode::Message;
-        let encoding = match Encoding::from_header(
-            request.headers().get("grpc-encoding").map(|v| v.as_bytes()),
-        ) {
-            Some(encoding) => encoding,
-            None if message_path => {
-                let mut response = respond::error(
-                    &method,
-                    Code::Unimplemented,
-                    "sluice: unsupported grpc-encoding (supported: identity, gzip)",
-                );
-                response.headers_mut().insert(
-                    "grpc-accept-encoding",
-                    HeaderValue::from_static(ACCEPT_ENCODING),
-                );
-                return response;
+
+        let (mut parts, body) = request.into_parts();
+        let chain = self.registry.snapshot();
+        let mut plugins = None;
+        if !chain.is_empty() {
+            let info = CallInfo {
+                method: method.clone(),
+                authority: parts
+                    .uri
+                    .authority()
+                    .map_or_else(String::new, |a| a.to_string()),
+                deadline_ms: deadline
+                    .map(|at| at.saturating_duration_since(started).as_millis() as u64),
+            };
+            match CallPlugins::start(&chain, &info) {
+                Ok(started) => plugins = started,
+                Err(status) => return respond::error(&method, status.code, status.message),
             }
-            None => Encoding::Identity,
+        }
+        if let Some(plugins) = &mut plugins
+            && plugins.wants(Hooks::REQUEST_HEADERS)
+            && let Err(status) = plugins.request_headers(&mut parts.headers)
+        {
+            return respond::error(&method, status.code, status.message);
+        }
+        let request_path = self.path(
+            plugins.as_ref(),
+            Hooks::REQUEST_MESSAGES,
+            Hooks::REQUEST_FRAMES,
+        );
+        let response_path = self.path(
+            plugins.as_ref(),
+            Hooks::RESPONSE_MESSAGES,
+            Hooks::RESPONSE_FRAMES,
+        );
+        let wanted = plugins.as_ref().map_or(Hooks::empty(), CallPlugins::hooks);
+        let wants_request_messages = wanted.contains(Hooks::REQUEST_MESSAGES);
+        let wants_response_messages = wanted.contains(Hooks::RESPONSE_MESSAGES);
+        let wants_response_headers = wanted.contains(Hooks::RESPONSE_HEADERS);
+        let wants_trailers = wanted.contains(Hooks::TRAILERS);
+        let plugins = plugins.map(|p| Arc::new(Mutex::new(p)));
+        let hook = |direction| {
+            plugins
+                .as_ref()
+                .map(|p| BodyHook::new(p.clone(), direction))
         };
 
-        let (parts, body) = request.into_parts();
+        let encoding =
+            match Encoding::from_header(parts.headers.get("grpc-encoding").map(|v| v.as_bytes())) {
+                Some(encoding) => encoding,
+                None if request_path == Path::Messages => {
+                    let mut response = respond::error(
+                        &method,
+                        Code::Unimplemented,
+                        "sluice: unsupported grpc-encoding (supported: identity, gzip)",
+                    );
+                    response.headers_mut().insert(
+                        "grpc-accept-encoding",
+                        HeaderValue::from_static(ACCEPT_ENCODING),
+                    );
+                    return response;
+                }
+                None => Encoding::Identity,
+            };
+
         let (request_link, mut response_link) = call_link();
-        let body = if message_path {
-            RequestBody::message(
+        let body = match request_path {
+            Path::Messages => RequestBody::message(
                 body,
-                MessageStage::new(encoding, self.max_message_bytes),
+                MessageStage::new(
+                    encoding,
+                    self.max_message_bytes,
+                    hook(Direction::Request).filter(|_| wants_request_messages),
+                ),
                 request_link,
-            )
-        } else {
-            RequestBody::raw(body, request_link)
+            ),
+            Path::Frames => RequestBody::raw(body, hook(Direction::Request), request_link),
+            Path::Raw => RequestBody::raw(body, None, request_link),
         };
         let mut upstream_request = Request::new(body);
         *upstream_request.method_mut() = Method::POST;
@@ -136,10 +218,12 @@ impl Proxy {
         let headers = upstream_request.headers_mut();
         headers.remove(header::HOST);
         headers.remove(header::CONNECTION);
-        if message_path {
-            // Messages leave re-framed uncompressed, and the upstream may only pick an
-            // encoding this path can decode.
+        if request_path == Path::Messages {
+            // Messages leave re-framed uncompressed.
             headers.remove("grpc-encoding");
+        }
+        if response_path == Path::Messages {
+            // The upstream may only pick an encoding this path can decode.
             restrict_accept_encoding(headers);
         }
         if let Some(deadline) = deadline {
@@ -166,21 +250,37 @@ impl Proxy {
                 Err(err) => return upstream_error(&method, err),
             },
         };
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        let trailers_hook = hook(Direction::Response).filter(|_| wants_trailers);
         if body.is_end_stream() {
             // A trailers-only response (or an empty one): the headers end the stream.
+            if let Some(hook) = &trailers_hook
+                && let Err(status) = hook.trailers(&mut parts.headers)
+            {
+                return respond::error(&method, status.code, status.message);
+            }
             return Response::from_parts(parts, ResponseBody::empty());
         }
-        let response_encoding =
-            Encoding::from_header(parts.headers.get("grpc-encoding").map(|v| v.as_bytes()));
+        if wants_response_headers && let Some(plugins) = &plugins {
+            let result = plugins
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .response_headers(&mut parts.headers);
+            if let Err(status) = result {
+                return respond::error(&method, status.code, status.message);
+            }
+        }
         let call = CallGuard {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             in_flight,
             method,
+            frame_hook: hook(Direction::Response).filter(|_| response_path == Path::Frames),
+            trailers_hook,
         };
-        let mut parts = parts;
-        let body = if message_path {
+        let body = if response_path == Path::Messages {
+            let response_encoding =
+                Encoding::from_header(parts.headers.get("grpc-encoding").map(|v| v.as_bytes()));
             let Some(encoding) = response_encoding else {
                 return respond::error(
                     &call.method,
@@ -189,9 +289,10 @@ impl Proxy {
                 );
             };
             parts.headers.remove("grpc-encoding");
+            let hook = hook(Direction::Response).filter(|_| wants_response_messages);
             ResponseBody::message(
                 body,
-                MessageStage::new(encoding, self.max_message_bytes),
+                MessageStage::new(encoding, self.max_message_bytes, hook),
                 call,
             )
         } else {
@@ -199,55 +300,6 @@ impl Proxy {
         };
         Response::from_parts(parts, body)
     }
-}
-
-/// Keeps only the encodings the message path can decode in `grpc-accept-encoding`.
-fn restrict_accept_encoding(headers: &mut http::HeaderMap) {
-    let Some(value) = headers.get("grpc-accept-encoding") else {
-        return;
-    };
-    let kept: Vec<&str> = value
-        .to_str()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|name| Encoding::from_header(Some(name.as_bytes())).is_some())
-        .collect();
-    match HeaderValue::from_str(&kept.join(",")) {
-        Ok(value) if !kept.is_empty() => {
-            headers.insert("grpc-accept-encoding", value);
-        }
-        _ => {
-            headers.remove("grpc-accept-encoding");
-        }
-    }
-}
-
-fn is_grpc_content_type(value: &[u8]) -> bool {
-    value == b"application/grpc"
-        || value.starts_with(b"application/grpc+")
-        || value.starts_with(b"application/grpc;")
-}
-
-/// The URI sent upstream: same path, the client's authority.
-fn upstream_uri(uri: &Uri, headers: &http::HeaderMap) -> Uri {
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "upstream".to_owned());
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .unwrap_or_else(|_| uri.clone())
 }
 
 fn upstream_error(method: &str, err: UpstreamError) -> Response<ResponseBody> {

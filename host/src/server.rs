@@ -2,6 +2,7 @@
 //! enough HTTP/1.1 to refuse it clearly) and hands every request to the proxy.
 
 use crate::config::Config;
+use crate::plugin::{PluginLimits, Registry, Runtime};
 use crate::proxy::Proxy;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -17,6 +18,9 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The plugin runtime could not start.
+    #[error("cannot start the plugin runtime: {0}")]
+    Plugins(String),
     /// The listen address could not be resolved or bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -56,9 +60,27 @@ impl Server {
             .initial_connection_window_size(config.limits.connection_window_bytes)
             .max_pending_accept_reset_streams(1024)
             .auto_date_header(false);
+        let registry = match &config.plugins {
+            None => Registry::default(),
+            Some(dir) => {
+                let (dir, body_mode) = (dir.clone(), config.body_mode);
+                tokio::task::spawn_blocking(move || {
+                    let runtime =
+                        Runtime::new().map_err(|e| ServerError::Plugins(e.to_string()))?;
+                    Ok(Registry::load_dir(
+                        &runtime,
+                        &dir,
+                        body_mode,
+                        &PluginLimits::default(),
+                    ))
+                })
+                .await
+                .map_err(|e| ServerError::Plugins(e.to_string()))??
+            }
+        };
         Ok(Server {
             listener,
-            proxy: Arc::new(Proxy::new(config)),
+            proxy: Arc::new(Proxy::new(config, Arc::new(registry))),
             http,
         })
     }

@@ -1,1 +1,106 @@
-//! Guest SDK for Sluice filter plugins (filled in by the wasm filters work).
+//! # sluice-sdk
+//!
+//! Write gRPC filters for the [Sluice](https://example.invalid/sluice) proxy in Rust,
+//! compile them to a WebAssembly component (`wasm32-wasip2`), drop the `.wasm` into the
+//! proxy's plugin folder.
+//!
+//! A plugin is a type implementing [`Filter`], registered once with [`register!`]:
+//!
+//! ```
+//! use sluice_sdk::{CallInfo, Filter, Interest, Verdict};
+//! use std::rc::Rc;
+//!
+//! /// Counts request messages per call and drops empty ones.
+//! struct DropEmpty;
+//!
+//! impl Filter for DropEmpty {
+//!     type Settings = ();
+//!     fn configure(_config: &str) -> Result<((), Interest), String> {
+//!         Ok(((), Interest::new().request_messages()))
+//!     }
+//!     fn new(_: Rc<()>, _: &CallInfo) -> Self {
+//!         DropEmpty
+//!     }
+//!     fn on_request_message(&mut self, message: &[u8]) -> Verdict {
+//!         sluice_sdk::counter_add("messages", 1);
+//!         if message.is_empty() { Verdict::Drop } else { Verdict::Forward }
+//!     }
+//! }
+//!
+//! sluice_sdk::register!(DropEmpty);
+//! ```
+//!
+//! Layers, from the bottom: the WIT interface (`wit/filter.wit`, the contract with the
+//! host) → the generated bindings (wasm builds only) → the safe types of this crate →
+//! the [`Filter`] trait → [`register!`]. Helpers: [`Headers`] for metadata, [`decode`] /
+//! [`encode`] for typed messages, [`wire`] for schema-free field edits, [`log`] and
+//! [`counter_add`] for observability, [`testing`] for native unit tests.
+
+mod codec;
+mod filter;
+mod host;
+pub mod testing;
+mod types;
+pub mod wire;
+
+pub use codec::{decode, encode};
+pub use filter::Filter;
+pub use host::{Level, counter_add, log};
+pub use types::{CallInfo, Code, Headers, Hooks, Interest, Status, Verdict};
+
+/// Bindings generated from `wit/filter.wit` (wasm builds only; used by [`register!`]).
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_sluice_plugin",
+        default_bindings_module: "sluice_sdk::bindings",
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod glue;
+
+/// Registers a [`Filter`] type as the plugin's implementation. Use it once per plugin
+/// crate, at the top level of `lib.rs`. On native builds it expands to nothing, so the
+/// same crate can be unit-tested with [`testing`].
+///
+/// ```
+/// # use sluice_sdk::{CallInfo, Filter, Interest};
+/// struct Passthrough;
+/// impl Filter for Passthrough {
+///     type Settings = ();
+///     fn configure(_: &str) -> Result<((), Interest), String> { Ok(((), Interest::new())) }
+///     fn new(_: std::rc::Rc<()>, _: &CallInfo) -> Self { Passthrough }
+/// }
+/// sluice_sdk::register!(Passthrough);
+/// ```
+#[macro_export]
+macro_rules! register {
+    ($filter:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        pub struct __SluiceExport;
+
+        #[cfg(target_arch = "wasm32")]
+        impl $crate::bindings::exports::sluice::filter::filter::Guest for __SluiceExport {
+            type Call = $crate::glue::CallAdapter<$filter>;
+
+            fn configure(
+                config: ::std::string::String,
+            ) -> ::std::result::Result<
+                $crate::bindings::sluice::filter::types::Interest,
+                ::std::string::String,
+            > {
+                $crate::glue::configure::<$filter>(config)
+            }
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_sluice_plugin!(__SluiceExport with_types_in $crate::bindings);
+    };
+}

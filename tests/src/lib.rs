@@ -4,6 +4,7 @@
 
 pub mod fixture;
 pub mod greeter;
+pub mod plugins;
 pub mod raw;
 pub mod test_service;
 

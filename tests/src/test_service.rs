@@ -22,6 +22,8 @@ pub struct Observed {
     pub cancelled: AtomicUsize,
     /// Calls received.
     pub calls: AtomicUsize,
+    /// Request metadata of every call, in arrival order.
+    pub metadata: Mutex<Vec<MetadataMap>>,
 }
 
 /// The test service.
@@ -41,6 +43,11 @@ impl Service {
 
     fn observe(&self, metadata: &MetadataMap) {
         self.observed.calls.fetch_add(1, Ordering::Relaxed);
+        self.observed
+            .metadata
+            .lock()
+            .unwrap()
+            .push(metadata.clone());
         if let Some(timeout) = metadata.get("grpc-timeout") {
             let value = timeout.to_str().unwrap_or("?").to_owned();
             self.observed.timeouts.lock().unwrap().push(value);

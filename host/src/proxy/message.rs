@@ -1,7 +1,9 @@
-//! The message stage of the message body path: de-frames a body into gRPC messages,
-//! (later: runs each through the plugin chain) and frames them again for the other side.
+//! The message stage of the message body path: de-frames a body into gRPC messages, runs
+//! each through the call's plugins (forward, drop, modify or reject) and frames the result
+//! again for the other side.
 
 use crate::grpc::{Deframer, Encoding, Status, encode_message};
+use crate::plugin::BodyHook;
 use bytes::{Bytes, BytesMut};
 
 /// De-frames and re-frames one direction of a call.
@@ -10,15 +12,21 @@ pub struct MessageStage {
     deframer: Deframer,
     out: BytesMut,
     messages: u64,
+    hook: Option<BodyHook>,
+    /// An error found after messages that must still be delivered first.
+    pending_error: Option<Status>,
 }
 
 impl MessageStage {
-    /// A stage for a body in `encoding`, refusing messages over `max_message_len`.
-    pub fn new(encoding: Encoding, max_message_len: usize) -> MessageStage {
+    /// A stage for a body in `encoding`, refusing messages over `max_message_len`, running
+    /// each message through `hook` if given.
+    pub fn new(encoding: Encoding, max_message_len: usize, hook: Option<BodyHook>) -> MessageStage {
         MessageStage {
             deframer: Deframer::new(encoding, max_message_len),
             out: BytesMut::new(),
             messages: 0,
+            hook,
+            pending_error: None,
         }
     }
 
@@ -26,11 +34,34 @@ impl MessageStage {
     /// completed (one buffer, so one upstream write), or `None` if none was completed.
     pub fn on_data(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, Status> {
         self.deframer.push(chunk);
-        while let Some(message) = self.deframer.next_message().map_err(|e| e.to_status())? {
-            self.messages += 1;
-            encode_message(&message, &mut self.out);
+        if let Err(status) = self.drain() {
+            if self.out.is_empty() {
+                return Err(status);
+            }
+            // Deliver the messages before the failing one; the error comes next.
+            self.pending_error = Some(status);
         }
         Ok((!self.out.is_empty()).then(|| self.out.split().freeze()))
+    }
+
+    fn drain(&mut self) -> Result<(), Status> {
+        while let Some(message) = self.deframer.next_message().map_err(|e| e.to_status())? {
+            self.messages += 1;
+            let message = match &self.hook {
+                None => message,
+                Some(hook) => match hook.message(message)? {
+                    Some(message) => message,
+                    None => continue,
+                },
+            };
+            encode_message(&message, &mut self.out);
+        }
+        Ok(())
+    }
+
+    /// An error held back so the messages before it could be delivered first.
+    pub fn take_error(&mut self) -> Option<Status> {
+        self.pending_error.take()
     }
 
     /// Called at the end of the body: it must end on a message boundary.

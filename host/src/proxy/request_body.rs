@@ -4,6 +4,7 @@
 
 use super::link::RequestLink;
 use super::message::MessageStage;
+use crate::plugin::BodyHook;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
@@ -18,15 +19,17 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 pub struct RequestBody {
     inner: Incoming,
     stage: Option<Box<MessageStage>>,
+    frame_hook: Option<BodyHook>,
     link: RequestLink,
 }
 
 impl RequestBody {
-    /// Forwards `inner`'s frames untouched.
-    pub fn raw(inner: Incoming, link: RequestLink) -> RequestBody {
+    /// Forwards `inner`'s frames as they come, through the plugins' frame hooks if given.
+    pub fn raw(inner: Incoming, frame_hook: Option<BodyHook>, link: RequestLink) -> RequestBody {
         RequestBody {
             inner,
             stage: None,
+            frame_hook,
             link,
         }
     }
@@ -36,6 +39,7 @@ impl RequestBody {
         RequestBody {
             inner,
             stage: Some(Box::new(stage)),
+            frame_hook: None,
             link,
         }
     }
@@ -55,6 +59,10 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         loop {
+            if let Some(status) = this.stage.as_mut().and_then(|s| s.take_error()) {
+                this.link.abort(status);
+                return Poll::Ready(Some(Err(cancel())));
+            }
             let polled = Pin::new(&mut this.inner).poll_frame(cx);
             let frame = match polled {
                 Poll::Pending => {
@@ -76,7 +84,20 @@ impl Body for RequestBody {
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
             let Some(stage) = &mut this.stage else {
-                return Poll::Ready(Some(Ok(frame)));
+                let Some(hook) = &this.frame_hook else {
+                    return Poll::Ready(Some(Ok(frame)));
+                };
+                match frame.into_data() {
+                    Ok(data) => match hook.frame(data) {
+                        Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(None) => continue,
+                        Err(status) => {
+                            this.link.abort(status);
+                            return Poll::Ready(Some(Err(cancel())));
+                        }
+                    },
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                }
             };
             match frame.into_data() {
                 Ok(chunk) => match stage.on_data(&chunk) {

@@ -7,6 +7,7 @@ use super::link::ResponseLink;
 use super::message::MessageStage;
 use super::request_body::BodyError;
 use crate::grpc::{Code, Status};
+use crate::plugin::BodyHook;
 use crate::upstream::InFlight;
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -34,6 +35,10 @@ pub struct CallGuard {
     pub in_flight: InFlight,
     /// The method, for log lines.
     pub method: String,
+    /// The plugins' response frame hooks (raw path), if any plugin wants them.
+    pub frame_hook: Option<BodyHook>,
+    /// The plugins' trailers hook, if any plugin wants it.
+    pub trailers_hook: Option<BodyHook>,
 }
 
 #[derive(Debug)]
@@ -148,7 +153,12 @@ impl Body for ResponseBody {
                     return Poll::Ready(Some(Ok(Frame::data(text))));
                 }
                 State::Raw(inner) => (inner, None),
-                State::Message(inner, stage) => (inner, Some(stage)),
+                State::Message(inner, stage) => {
+                    if let Some(status) = stage.take_error() {
+                        return this.end_with(&status);
+                    }
+                    (inner, Some(stage))
+                }
             };
             let frame = match Pin::new(inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -165,8 +175,34 @@ impl Body for ResponseBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
+            let frame = match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    if let Some(stage) = stage
+                        && let Err(status) = stage.on_end()
+                    {
+                        return this.end_with(&status);
+                    }
+                    if let Some(hook) = this.call.as_ref().and_then(|c| c.trailers_hook.as_ref())
+                        && let Err(status) = hook.trailers(&mut trailers)
+                    {
+                        return this.end_with(&status);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Err(frame) => frame,
+            };
             let Some(stage) = stage else {
-                return Poll::Ready(Some(Ok(frame)));
+                let Some(hook) = this.call.as_ref().and_then(|c| c.frame_hook.as_ref()) else {
+                    return Poll::Ready(Some(Ok(frame)));
+                };
+                match frame.into_data() {
+                    Ok(data) => match hook.frame(data) {
+                        Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(None) => continue,
+                        Err(status) => return this.end_with(&status),
+                    },
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                }
             };
             match frame.into_data() {
                 Ok(chunk) => match stage.on_data(&chunk) {
@@ -174,13 +210,7 @@ impl Body for ResponseBody {
                     Ok(None) => continue,
                     Err(status) => return this.end_with(&status),
                 },
-                Err(frame) => {
-                    // Trailers: the body must have ended on a message boundary.
-                    if let Err(status) = stage.on_end() {
-                        return this.end_with(&status);
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
             }
         }
     }

@@ -1,0 +1,458 @@
+//! The plugins of one call: for each plugin of the chain that wants the call's method, an
+//! instance and its per-call `call` resource. Runs the hooks in chain order for the request
+//! and in reverse order for the response, applies the verdicts, and turns a trapped or
+//! timed-out plugin into a status for this call only (the instance is thrown away).
+
+use super::bindings::{CallInfo, Header, HeadersVerdict, Hooks, Verdict};
+use super::registry::{Chain, LoadedPlugin};
+use super::runtime::Instance;
+use crate::grpc::{Code, Status};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::{Arc, Mutex};
+use wasmtime::component::ResourceAny;
+
+/// Which way a message or frame travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to upstream.
+    Request,
+    /// Upstream to client.
+    Response,
+}
+
+/// Headers the host manages itself and never shows to plugins.
+const RESERVED_REQUEST: [&str; 3] = ["content-type", "te", "grpc-timeout"];
+const RESERVED_RESPONSE: [&str; 1] = ["content-type"];
+const RESERVED_TRAILERS: [&str; 3] = ["content-type", "grpc-status", "grpc-message"];
+
+struct ActiveFilter {
+    plugin: Arc<LoadedPlugin>,
+    instance: Option<Instance>,
+    call: ResourceAny,
+}
+
+/// The plugins taking part in one call.
+pub struct CallPlugins {
+    filters: Vec<ActiveFilter>,
+    hooks: Hooks,
+}
+
+impl std::fmt::Debug for CallPlugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.filters.iter().map(|f| f.plugin.name()).collect();
+        f.debug_struct("CallPlugins")
+            .field("plugins", &names)
+            .finish()
+    }
+}
+
+fn failed(plugin: &LoadedPlugin, what: &str, err: impl std::fmt::Display) -> Status {
+    let message = format!("plugin {} failed in {what}: {err}", plugin.name());
+    tracing::warn!(plugin = plugin.name(), "{message}");
+    Status::new(Code::Unavailable, message)
+}
+
+impl CallPlugins {
+    /// Starts the call in every plugin of `chain` that wants `info.method`; `None` when
+    /// no plugin does.
+    pub fn start(chain: &Chain, info: &CallInfo) -> Result<Option<CallPlugins>, Status> {
+        let mut filters = Vec::new();
+        let mut hooks = Hooks::empty();
+        for plugin in chain.plugins() {
+            if !plugin.wants(&info.method) {
+                continue;
+            }
+            let mut instance = plugin
+                .checkout()
+                .map_err(|e| failed(plugin, "instantiation", e))?;
+            instance
+                .store
+                .set_epoch_deadline(plugin.limits().deadline_ticks());
+            let call = instance
+                .plugin
+                .sluice_filter_filter()
+                .call()
+                .call_constructor(&mut instance.store, info)
+                .map_err(|e| failed(plugin, "call constructor", e))?;
+            hooks |= plugin.hooks();
+            filters.push(ActiveFilter {
+                plugin: plugin.clone(),
+                instance: Some(instance),
+                call,
+            });
+        }
+        Ok((!filters.is_empty()).then_some(CallPlugins { filters, hooks }))
+    }
+
+    /// The union of the hooks the call's plugins want.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    /// Whether any plugin of the call wants `hook`.
+    pub fn wants(&self, hook: Hooks) -> bool {
+        self.hooks.intersects(hook)
+    }
+
+    /// Runs `hook` on filter `index` under its CPU deadline; a trap ends the call.
+    fn run<R>(
+        &mut self,
+        index: usize,
+        what: &str,
+        hook: impl FnOnce(
+            &super::bindings::GuestCall,
+            &mut wasmtime::Store<super::runtime::StoreData>,
+            ResourceAny,
+        ) -> wasmtime::Result<R>,
+    ) -> Result<R, Status> {
+        let filter = &mut self.filters[index];
+        let Some(instance) = filter.instance.as_mut() else {
+            return Err(Status::new(
+                Code::Unavailable,
+                format!(
+                    "plugin {} failed earlier in this call",
+                    filter.plugin.name()
+                ),
+            ));
+        };
+        instance
+            .store
+            .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
+        let exports = instance.plugin.sluice_filter_filter();
+        match hook(&exports.call(), &mut instance.store, filter.call) {
+            Ok(result) => Ok(result),
+            Err(err) => {
+                // A trapped instance cannot be entered again: throw it away.
+                filter.instance = None;
+                let reason = match err.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => format!(
+                        "exceeded its CPU deadline of {:?}",
+                        filter.plugin.limits().hook_deadline
+                    ),
+                    _ => format!("{err:#}"),
+                };
+                Err(failed(&filter.plugin, what, reason))
+            }
+        }
+    }
+
+    fn order(&self, direction: Direction) -> Vec<usize> {
+        let indices = 0..self.filters.len();
+        match direction {
+            Direction::Request => indices.collect(),
+            Direction::Response => indices.rev().collect(),
+        }
+    }
+
+    /// Runs `on-request-headers`; modifications are applied to `headers`.
+    pub fn request_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
+        self.headers_hook(headers, Hooks::REQUEST_HEADERS, Direction::Request)
+    }
+
+    /// Runs `on-response-headers`; modifications are applied to `headers`.
+    pub fn response_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
+        self.headers_hook(headers, Hooks::RESPONSE_HEADERS, Direction::Response)
+    }
+
+    fn headers_hook(
+        &mut self,
+        headers: &mut HeaderMap,
+        hook: Hooks,
+        direction: Direction,
+    ) -> Result<(), Status> {
+        let reserved: &[&'static str] = match direction {
+            Direction::Request => &RESERVED_REQUEST,
+            Direction::Response => &RESERVED_RESPONSE,
+        };
+        for index in self.order(direction) {
+            if !self.filters[index].plugin.hooks().contains(hook) {
+                continue;
+            }
+            let list = to_wit(headers, reserved);
+            let verdict = self.run(
+                index,
+                "a headers hook",
+                |call, store, resource| match direction {
+                    Direction::Request => call.call_on_request_headers(store, resource, &list),
+                    Direction::Response => call.call_on_response_headers(store, resource, &list),
+                },
+            )?;
+            match verdict {
+                HeadersVerdict::Continue => {}
+                HeadersVerdict::Modify(list) => apply(headers, list, reserved)
+                    .map_err(|e| failed(&self.filters[index].plugin, "a headers hook", e))?,
+                HeadersVerdict::Reject(status) => {
+                    return Err(rejected(&self.filters[index].plugin, status));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the message hooks on one message; `Ok(None)` when a plugin dropped it.
+    pub fn message(
+        &mut self,
+        direction: Direction,
+        message: Bytes,
+    ) -> Result<Option<Bytes>, Status> {
+        let hook = match direction {
+            Direction::Request => Hooks::REQUEST_MESSAGES,
+            Direction::Response => Hooks::RESPONSE_MESSAGES,
+        };
+        self.bytes_hook(
+            direction,
+            hook,
+            message,
+            |call, store, resource, bytes| match direction {
+                Direction::Request => call.call_on_request_message(store, resource, bytes),
+                Direction::Response => call.call_on_response_message(store, resource, bytes),
+            },
+        )
+    }
+
+    /// Runs the frame hooks on one data frame; `Ok(None)` when a plugin dropped it.
+    pub fn frame(&mut self, direction: Direction, frame: Bytes) -> Result<Option<Bytes>, Status> {
+        let hook = match direction {
+            Direction::Request => Hooks::REQUEST_FRAMES,
+            Direction::Response => Hooks::RESPONSE_FRAMES,
+        };
+        self.bytes_hook(
+            direction,
+            hook,
+            frame,
+            |call, store, resource, bytes| match direction {
+                Direction::Request => call.call_on_request_frame(store, resource, bytes),
+                Direction::Response => call.call_on_response_frame(store, resource, bytes),
+            },
+        )
+    }
+
+    fn bytes_hook(
+        &mut self,
+        direction: Direction,
+        hook: Hooks,
+        mut bytes: Bytes,
+        call_hook: impl Fn(
+            &super::bindings::GuestCall,
+            &mut wasmtime::Store<super::runtime::StoreData>,
+            ResourceAny,
+            &[u8],
+        ) -> wasmtime::Result<Verdict>,
+    ) -> Result<Option<Bytes>, Status> {
+        for index in self.order(direction) {
+            if !self.filters[index].plugin.hooks().contains(hook) {
+                continue;
+            }
+            let verdict = self.run(index, "a message hook", |call, store, resource| {
+                call_hook(call, store, resource, &bytes)
+            })?;
+            match verdict {
+                Verdict::Forward => {}
+                Verdict::Drop => return Ok(None),
+                Verdict::Modify(new) => bytes = Bytes::from(new),
+                Verdict::Reject(status) => {
+                    return Err(rejected(&self.filters[index].plugin, status));
+                }
+            }
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Runs `on-trailers` on the trailers (or, for a trailers-only response, the response
+    /// headers); a reject replaces the status in them.
+    pub fn trailers(&mut self, trailers: &mut HeaderMap) -> Result<(), Status> {
+        for index in self.order(Direction::Response) {
+            if !self.filters[index].plugin.hooks().contains(Hooks::TRAILERS) {
+                continue;
+            }
+            let status = super::bindings::Status {
+                code: trailers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(Code::Unknown.as_u32()),
+                message: trailers
+                    .get("grpc-message")
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default(),
+            };
+            let list = to_wit(trailers, &RESERVED_TRAILERS);
+            let verdict = self.run(index, "the trailers hook", |call, store, resource| {
+                call.call_on_trailers(store, resource, &status, &list)
+            })?;
+            match verdict {
+                HeadersVerdict::Continue => {}
+                HeadersVerdict::Modify(list) => apply(trailers, list, &RESERVED_TRAILERS)
+                    .map_err(|e| failed(&self.filters[index].plugin, "the trailers hook", e))?,
+                HeadersVerdict::Reject(status) => {
+                    trailers.remove("grpc-message");
+                    rejected(&self.filters[index].plugin, status).write_to(trailers);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plugins of a call as shared by its two body directions, for one direction.
+#[derive(Debug, Clone)]
+pub struct BodyHook {
+    plugins: Arc<Mutex<CallPlugins>>,
+    direction: Direction,
+}
+
+impl BodyHook {
+    /// A hook running `direction`'s hooks of `plugins`.
+    pub fn new(plugins: Arc<Mutex<CallPlugins>>, direction: Direction) -> BodyHook {
+        BodyHook { plugins, direction }
+    }
+
+    /// Runs the message hooks; `Ok(None)` when dropped.
+    pub fn message(&self, message: Bytes) -> Result<Option<Bytes>, Status> {
+        self.lock().message(self.direction, message)
+    }
+
+    /// Runs the frame hooks; `Ok(None)` when dropped.
+    pub fn frame(&self, frame: Bytes) -> Result<Option<Bytes>, Status> {
+        self.lock().frame(self.direction, frame)
+    }
+
+    /// Runs the trailers hook.
+    pub fn trailers(&self, trailers: &mut HeaderMap) -> Result<(), Status> {
+        self.lock().trailers(trailers)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallPlugins> {
+        // A panic while holding the lock cannot leave wasm state half-updated in a way
+        // that matters more than the call it belonged to; keep serving.
+        self.plugins
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for CallPlugins {
+    fn drop(&mut self) {
+        for filter in &mut self.filters {
+            let Some(mut instance) = filter.instance.take() else {
+                continue;
+            };
+            instance
+                .store
+                .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
+            if filter.call.resource_drop(&mut instance.store).is_ok() {
+                filter.plugin.checkin(instance);
+            }
+        }
+    }
+}
+
+fn rejected(plugin: &LoadedPlugin, status: super::bindings::Status) -> Status {
+    let status = Status::new(Code::from_u32(status.code), status.message);
+    tracing::debug!(plugin = plugin.name(), code = ?status.code, "plugin rejected the call: {}", status.message);
+    status
+}
+
+/// Metadata as plugins see it: reserved names left out, `-bin` values base64-decoded.
+fn to_wit(headers: &HeaderMap, reserved: &[&str]) -> Vec<Header> {
+    headers
+        .iter()
+        .filter(|(name, _)| !reserved.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let value = if name.as_str().ends_with("-bin") {
+                decode_bin(value.as_bytes())
+            } else {
+                value.as_bytes().to_vec()
+            };
+            Header {
+                name: name.as_str().to_owned(),
+                value,
+            }
+        })
+        .collect()
+}
+
+fn decode_bin(value: &[u8]) -> Vec<u8> {
+    // gRPC allows padded and unpadded base64; several values may be comma-joined.
+    let mut out = Vec::new();
+    for part in value.split(|&b| b == b',') {
+        let trimmed: Vec<u8> = part
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
+            .collect();
+        match base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed) {
+            Ok(bytes) => out.extend(bytes),
+            Err(_) => out.extend_from_slice(part),
+        }
+    }
+    out
+}
+
+/// Replaces the non-reserved metadata in `headers` with `list`.
+fn apply(
+    headers: &mut HeaderMap,
+    list: Vec<Header>,
+    reserved: &[&'static str],
+) -> Result<(), String> {
+    let mut kept = HeaderMap::with_capacity(list.len() + reserved.len());
+    for name in reserved {
+        for value in headers.get_all(*name) {
+            kept.append(HeaderName::from_static(name), value.clone());
+        }
+    }
+    for header in list {
+        if reserved.contains(&header.name.as_str()) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| format!("invalid metadata name {:?}", header.name))?;
+        let value = if header.name.ends_with("-bin") {
+            HeaderValue::from_str(
+                &base64::engine::general_purpose::STANDARD_NO_PAD.encode(&header.value),
+            )
+        } else {
+            HeaderValue::from_bytes(&header.value)
+        }
+        .map_err(|_| format!("invalid value for metadata {:?}", header.name))?;
+        kept.append(name, value);
+    }
+    *headers = kept;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_values_are_decoded_and_encoded() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a-bin", HeaderValue::from_static("AP8K"));
+        headers.insert("x-plain", HeaderValue::from_static("v"));
+        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        let list = to_wit(&headers, &RESERVED_REQUEST);
+        assert_eq!(list.len(), 2);
+        let bin = list.iter().find(|h| h.name == "x-a-bin").unwrap();
+        assert_eq!(bin.value, [0, 255, 10]);
+        apply(&mut headers, list, &RESERVED_REQUEST).unwrap();
+        assert_eq!(headers["x-a-bin"], "AP8K");
+        assert_eq!(headers["content-type"], "application/grpc");
+    }
+
+    #[test]
+    fn padded_and_joined_bin_values_decode() {
+        assert_eq!(decode_bin(b"AQ==, Ag"), [1, 2]);
+    }
+
+    #[test]
+    fn invalid_names_from_plugins_are_errors() {
+        let mut headers = HeaderMap::new();
+        let bad = vec![Header {
+            name: "bad name".into(),
+            value: b"v".to_vec(),
+        }];
+        assert!(apply(&mut headers, bad, &RESERVED_REQUEST).is_err());
+    }
+}

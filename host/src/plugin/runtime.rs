@@ -1,0 +1,220 @@
+//! The wasmtime runtime shared by all plugins: one `Engine` (component model, pooling
+//! allocator, epoch interruption driven by a ticker thread), one `Linker` with the host
+//! imports and an empty WASI context (no files, network, environment or stdio), and the
+//! per-instance store with its memory cap.
+
+use super::bindings::{self, Plugin, PluginPre};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances; hook deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every instance of a plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginLimits {
+    /// CPU time one hook call may take before it is interrupted.
+    pub hook_deadline: Duration,
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> PluginLimits {
+        PluginLimits {
+            hook_deadline: Duration::from_millis(100),
+            memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl PluginLimits {
+    /// The deadline in epoch ticks (at least one full tick).
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.hook_deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+    }
+}
+
+/// Counters a plugin adds to through the `counter-add` import, by name.
+#[derive(Debug, Default)]
+pub struct PluginCounters(Mutex<BTreeMap<String, u64>>);
+
+impl PluginCounters {
+    /// A copy of the current values.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("counters lock").clone()
+    }
+
+    fn add(&self, name: String, delta: u64) {
+        let mut counters = self.0.lock().expect("counters lock");
+        let value = counters.entry(name).or_default();
+        *value = value.saturating_add(delta);
+    }
+}
+
+/// What each plugin store holds.
+pub struct StoreData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: Arc<str>,
+    counters: Arc<PluginCounters>,
+}
+
+impl std::fmt::Debug for StoreData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreData")
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::sluice::filter::types::Host for StoreData {}
+
+impl bindings::sluice::filter::host::Host for StoreData {
+    fn log(&mut self, level: bindings::Level, message: String) {
+        let plugin = &*self.plugin;
+        match level {
+            bindings::Level::Trace => tracing::trace!(plugin, "{message}"),
+            bindings::Level::Debug => tracing::debug!(plugin, "{message}"),
+            bindings::Level::Info => tracing::info!(plugin, "{message}"),
+            bindings::Level::Warn => tracing::warn!(plugin, "{message}"),
+            bindings::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn counter_add(&mut self, name: String, delta: u64) {
+        self.counters.add(name, delta);
+    }
+}
+
+/// Why a plugin could not be compiled or run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be created.
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+}
+
+/// The shared engine and linker.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<StoreData>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// A running instance of one plugin version, with its own store.
+pub struct Instance {
+    /// The store (memory, limits, host state).
+    pub store: Store<StoreData>,
+    /// The typed exports.
+    pub plugin: Plugin,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Creates the engine (and its epoch ticker thread) and the linker.
+    pub fn new() -> Result<Runtime, RuntimeError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.concurrency_support(false);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(2_000)
+            .total_core_instances(8_000)
+            .total_memories(4_000)
+            .total_tables(8_000)
+            .max_memory_size(256 * 1024 * 1024);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let mut linker = Linker::<StoreData>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        Plugin::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| data)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Compiles a component (slow: call off the async runtime).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+        Component::new(&self.engine, bytes).map_err(|e| format!("not a valid component: {e:#}"))
+    }
+
+    /// Links a compiled component against the host imports, checking it is a plugin.
+    pub fn prepare(&self, component: &Component) -> Result<PluginPre<StoreData>, String> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| format!("imports not satisfiable: {e:#}"))?;
+        PluginPre::new(pre)
+            .map_err(|e| format!("does not export the sluice:filter interface: {e:#}"))
+    }
+
+    /// A new instance with its own store, memory cap and no WASI capabilities.
+    pub fn instantiate(
+        &self,
+        pre: &PluginPre<StoreData>,
+        name: Arc<str>,
+        counters: Arc<PluginCounters>,
+        limits: &PluginLimits,
+    ) -> Result<Instance, String> {
+        let data = StoreData {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: name,
+            counters,
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| &mut data.limits);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        let plugin = pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("instantiation failed: {e:#}"))?;
+        Ok(Instance { store, plugin })
+    }
+}

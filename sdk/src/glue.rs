@@ -1,0 +1,133 @@
+//! The wasm side of the SDK: the bindings generated from `wit/filter.wit` and the adapter
+//! that turns a [`Filter`] into the exported `filter` interface. Used by [`crate::register!`].
+
+use crate::bindings::exports::sluice::filter::filter as wit;
+use crate::bindings::sluice::filter::types as t;
+use crate::{CallInfo, Code, Filter, Headers, Interest, Status, Verdict};
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+thread_local! {
+    static SETTINGS: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// `configure` of the exported interface.
+pub fn configure<F: Filter>(config: String) -> Result<t::Interest, String> {
+    let (settings, interest) = F::configure(&config)?;
+    SETTINGS.with(|s| *s.borrow_mut() = Some(Rc::new(settings)));
+    Ok(interest_to_wit(interest))
+}
+
+fn interest_to_wit(interest: Interest) -> t::Interest {
+    let h = interest.hooks;
+    let mut hooks = t::Hooks::empty();
+    for (wanted, flag) in [
+        (h.request_headers, t::Hooks::REQUEST_HEADERS),
+        (h.request_messages, t::Hooks::REQUEST_MESSAGES),
+        (h.request_frames, t::Hooks::REQUEST_FRAMES),
+        (h.response_headers, t::Hooks::RESPONSE_HEADERS),
+        (h.response_messages, t::Hooks::RESPONSE_MESSAGES),
+        (h.response_frames, t::Hooks::RESPONSE_FRAMES),
+        (h.trailers, t::Hooks::TRAILERS),
+    ] {
+        if wanted {
+            hooks |= flag;
+        }
+    }
+    t::Interest {
+        hooks,
+        methods: interest.methods,
+    }
+}
+
+/// The per-call resource: holds one `F` per call.
+#[derive(Debug)]
+pub struct CallAdapter<F>(RefCell<F>);
+
+fn headers_from_wit(headers: Vec<t::Header>) -> Headers {
+    Headers::new(headers.into_iter().map(|h| (h.name, h.value)).collect())
+}
+
+fn headers_to_wit(headers: Headers) -> Vec<t::Header> {
+    headers
+        .into_entries()
+        .into_iter()
+        .map(|(name, value)| t::Header { name, value })
+        .collect()
+}
+
+fn status_to_wit(status: Status) -> t::Status {
+    t::Status {
+        code: status.code as u32,
+        message: status.message,
+    }
+}
+
+fn headers_verdict(result: Result<(), Status>, headers: Headers) -> t::HeadersVerdict {
+    match result {
+        Err(status) => t::HeadersVerdict::Reject(status_to_wit(status)),
+        Ok(()) if headers.is_modified() => t::HeadersVerdict::Modify(headers_to_wit(headers)),
+        Ok(()) => t::HeadersVerdict::Continue,
+    }
+}
+
+fn verdict_to_wit(verdict: Verdict) -> t::Verdict {
+    match verdict {
+        Verdict::Forward => t::Verdict::Forward,
+        Verdict::Drop => t::Verdict::Drop,
+        Verdict::Modify(bytes) => t::Verdict::Modify(bytes),
+        Verdict::Reject(status) => t::Verdict::Reject(status_to_wit(status)),
+    }
+}
+
+impl<F: Filter> wit::GuestCall for CallAdapter<F> {
+    fn new(info: t::CallInfo) -> Self {
+        let settings = SETTINGS
+            .with(|s| s.borrow().clone())
+            .expect("configure runs before any call")
+            .downcast::<F::Settings>()
+            .unwrap_or_else(|_| unreachable!("settings of this filter type"));
+        let info = CallInfo {
+            method: info.method,
+            authority: info.authority,
+            deadline_ms: info.deadline_ms,
+        };
+        CallAdapter(RefCell::new(F::new(settings, &info)))
+    }
+
+    fn on_request_headers(&self, headers: Vec<t::Header>) -> t::HeadersVerdict {
+        let mut headers = headers_from_wit(headers);
+        let result = self.0.borrow_mut().on_request_headers(&mut headers);
+        headers_verdict(result, headers)
+    }
+
+    fn on_request_message(&self, message: Vec<u8>) -> t::Verdict {
+        verdict_to_wit(self.0.borrow_mut().on_request_message(&message))
+    }
+
+    fn on_request_frame(&self, frame: Vec<u8>) -> t::Verdict {
+        verdict_to_wit(self.0.borrow_mut().on_request_frame(&frame))
+    }
+
+    fn on_response_headers(&self, headers: Vec<t::Header>) -> t::HeadersVerdict {
+        let mut headers = headers_from_wit(headers);
+        let result = self.0.borrow_mut().on_response_headers(&mut headers);
+        headers_verdict(result, headers)
+    }
+
+    fn on_response_message(&self, message: Vec<u8>) -> t::Verdict {
+        verdict_to_wit(self.0.borrow_mut().on_response_message(&message))
+    }
+
+    fn on_response_frame(&self, frame: Vec<u8>) -> t::Verdict {
+        verdict_to_wit(self.0.borrow_mut().on_response_frame(&frame))
+    }
+
+    fn on_trailers(&self, status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
+        let status = Status::new(Code::from_u32(status.code), status.message);
+        let mut trailers = headers_from_wit(trailers);
+        let result = self.0.borrow_mut().on_trailers(&status, &mut trailers);
+        headers_verdict(result, trailers)
+    }
+}

@@ -1,0 +1,448 @@
+//! The values plugins see and return: status codes, metadata, call information, interest
+//! and verdicts.
+
+use std::fmt;
+
+/// A gRPC status code.
+///
+/// ```
+/// use sluice_sdk::Code;
+/// assert_eq!(Code::PermissionDenied as u32, 7);
+/// assert_eq!(Code::from_u32(16), Code::Unauthenticated);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Code {
+    /// Not an error.
+    Ok = 0,
+    /// The operation was cancelled, typically by the caller.
+    Cancelled = 1,
+    /// Unknown error.
+    Unknown = 2,
+    /// The client gave an invalid argument.
+    InvalidArgument = 3,
+    /// The deadline passed before the operation completed.
+    DeadlineExceeded = 4,
+    /// Some requested entity was not found.
+    NotFound = 5,
+    /// The entity the client tried to create already exists.
+    AlreadyExists = 6,
+    /// The caller may not do this.
+    PermissionDenied = 7,
+    /// Some resource (quota, size) has been exhausted.
+    ResourceExhausted = 8,
+    /// The system is not in a state required for the operation.
+    FailedPrecondition = 9,
+    /// The operation was aborted.
+    Aborted = 10,
+    /// The operation was attempted past the valid range.
+    OutOfRange = 11,
+    /// The operation is not implemented or supported.
+    Unimplemented = 12,
+    /// Internal error.
+    Internal = 13,
+    /// The service is currently unavailable.
+    Unavailable = 14,
+    /// Unrecoverable data loss or corruption.
+    DataLoss = 15,
+    /// The request lacks valid authentication credentials.
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The code for a number; numbers outside 0..=16 are [`Code::Unknown`].
+    ///
+    /// ```
+    /// use sluice_sdk::Code;
+    /// assert_eq!(Code::from_u32(5), Code::NotFound);
+    /// assert_eq!(Code::from_u32(99), Code::Unknown);
+    /// ```
+    pub fn from_u32(value: u32) -> Code {
+        use Code::*;
+        const ALL: [Code; 17] = [
+            Ok,
+            Cancelled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        ALL.get(value as usize).copied().unwrap_or(Unknown)
+    }
+}
+
+/// A gRPC status: a code and a message. Returned to end a call.
+///
+/// ```
+/// use sluice_sdk::{Code, Status};
+/// let status = Status::new(Code::PermissionDenied, "no access to /admin.Svc/Drop");
+/// assert_eq!(status.code, Code::PermissionDenied);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The code.
+    pub code: Code,
+    /// The message the client sees.
+    pub message: String,
+}
+
+impl Status {
+    /// A status with `code` and `message`.
+    ///
+    /// ```
+    /// let s = sluice_sdk::Status::new(sluice_sdk::Code::Unavailable, "try later");
+    /// assert_eq!(s.message, "try later");
+    /// ```
+    pub fn new(code: Code, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// Call metadata (request headers, response headers or trailers) as an ordered list of
+/// entries. Names are lower-case; values of `-bin` keys are raw bytes (the host decodes
+/// and re-encodes base64). Repeated keys are repeated entries. The host keeps
+/// `content-type`, `te` and pseudo-headers to itself.
+///
+/// ```
+/// use sluice_sdk::Headers;
+/// let mut headers = Headers::from_pairs([("authorization", "Bearer t"), ("x-a", "1")]);
+/// assert_eq!(headers.get_str("authorization"), Some("Bearer t"));
+/// headers.remove("authorization");
+/// assert!(headers.is_modified());
+/// assert_eq!(headers.len(), 1);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: Vec<(String, Vec<u8>)>,
+    modified: bool,
+}
+
+impl Headers {
+    /// Headers from `(name, value)` entries, as the host passes them (not modified).
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::new(vec![("x-id".to_string(), b"7".to_vec())]);
+    /// assert_eq!(h.get("x-id"), Some(&b"7"[..]));
+    /// ```
+    pub fn new(entries: Vec<(String, Vec<u8>)>) -> Headers {
+        Headers {
+            entries,
+            modified: false,
+        }
+    }
+
+    /// Headers from string pairs (handy in tests).
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1"), ("x-a", "2")]);
+    /// assert_eq!(h.get_all("x-a").count(), 2);
+    /// ```
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Headers {
+        Headers::new(
+            pairs
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`.
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert_eq!(h.get("x-a"), Some(&b"1"[..]));
+    /// assert_eq!(h.get("x-b"), None);
+    /// ```
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of `name` if it is UTF-8.
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert_eq!(h.get_str("x-a"), Some("1"));
+    /// ```
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name`, in order.
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1"), ("x-b", "2"), ("x-a", "3")]);
+    /// assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), [b"1", b"3"]);
+    /// ```
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Replaces every value of `name` with `value`.
+    ///
+    /// ```
+    /// let mut h = sluice_sdk::Headers::from_pairs([("x-a", "1"), ("x-a", "2")]);
+    /// h.insert("x-a", "3");
+    /// assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), [b"3"]);
+    /// ```
+    pub fn insert(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        self.remove(name);
+        self.append(name, value);
+    }
+
+    /// Adds a value of `name` after the existing ones.
+    ///
+    /// ```
+    /// let mut h = sluice_sdk::Headers::default();
+    /// h.append("x-trace-bin", vec![0u8, 255]);
+    /// assert_eq!(h.get("x-trace-bin"), Some(&[0u8, 255][..]));
+    /// ```
+    pub fn append(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        self.entries.push((name.to_ascii_lowercase(), value.into()));
+        self.modified = true;
+    }
+
+    /// Removes every value of `name`; returns how many there were.
+    ///
+    /// ```
+    /// let mut h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert_eq!(h.remove("x-a"), 1);
+    /// assert_eq!(h.remove("x-a"), 0);
+    /// ```
+    pub fn remove(&mut self, name: &str) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.modified = true;
+        }
+        removed
+    }
+
+    /// Whether any change was made (the host then replaces the metadata with this list).
+    ///
+    /// ```
+    /// let mut h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert!(!h.is_modified());
+    /// h.insert("x-b", "2");
+    /// assert!(h.is_modified());
+    /// ```
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// Number of entries.
+    ///
+    /// ```
+    /// assert_eq!(sluice_sdk::Headers::default().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    ///
+    /// ```
+    /// assert!(sluice_sdk::Headers::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, in order.
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert_eq!(h.iter().next(), Some(("x-a", &b"1"[..])));
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The entries, consumed.
+    ///
+    /// ```
+    /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1")]);
+    /// assert_eq!(h.into_entries(), vec![("x-a".to_string(), b"1".to_vec())]);
+    /// ```
+    pub fn into_entries(self) -> Vec<(String, Vec<u8>)> {
+        self.entries
+    }
+}
+
+/// What a plugin learns about a call when it starts.
+///
+/// ```
+/// let info = sluice_sdk::CallInfo {
+///     method: "/helloworld.Greeter/SayHello".into(),
+///     authority: "localhost".into(),
+///     deadline_ms: Some(1000),
+/// };
+/// assert_eq!(info.service(), "helloworld.Greeter");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    /// `/package.Service/Method`.
+    pub method: String,
+    /// The `:authority` the client used.
+    pub authority: String,
+    /// Milliseconds left until the deadline, if the call has one.
+    pub deadline_ms: Option<u64>,
+}
+
+impl CallInfo {
+    /// The `package.Service` part of the method.
+    ///
+    /// ```
+    /// let info = sluice_sdk::CallInfo { method: "/a.B/C".into(), authority: String::new(), deadline_ms: None };
+    /// assert_eq!(info.service(), "a.B");
+    /// ```
+    pub fn service(&self) -> &str {
+        self.method
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+    }
+}
+
+/// The hooks a plugin wants called, and for which methods. Only declared hooks are
+/// called; a call whose plugins want no messages stays on the cheap raw path.
+///
+/// ```
+/// use sluice_sdk::Interest;
+/// let interest = Interest::new()
+///     .request_headers()
+///     .request_messages()
+///     .methods(["/helloworld.Greeter/*"]);
+/// assert!(interest.hooks.request_messages);
+/// assert_eq!(interest.methods, ["/helloworld.Greeter/*"]);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interest {
+    /// The hooks.
+    pub hooks: Hooks,
+    /// Method patterns: `*`, `/pkg.Svc/Method`, or a prefix ending in `*`. Empty means `*`.
+    pub methods: Vec<String>,
+}
+
+/// Which hooks are wanted.
+///
+/// ```
+/// let hooks = sluice_sdk::Hooks { trailers: true, ..Default::default() };
+/// assert!(!hooks.request_headers);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// [`crate::Filter::on_request_headers`].
+    pub request_headers: bool,
+    /// [`crate::Filter::on_request_message`].
+    pub request_messages: bool,
+    /// [`crate::Filter::on_request_frame`].
+    pub request_frames: bool,
+    /// [`crate::Filter::on_response_headers`].
+    pub response_headers: bool,
+    /// [`crate::Filter::on_response_message`].
+    pub response_messages: bool,
+    /// [`crate::Filter::on_response_frame`].
+    pub response_frames: bool,
+    /// [`crate::Filter::on_trailers`].
+    pub trailers: bool,
+}
+
+macro_rules! interest_setters {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("Also wants the `", stringify!($name), "` hook.\n\n```\nlet i = sluice_sdk::Interest::new().", stringify!($name), "();\nassert!(i.hooks.", stringify!($name), ");\n```")]
+        pub fn $name(mut self) -> Interest {
+            self.hooks.$name = true;
+            self
+        }
+    )*};
+}
+
+impl Interest {
+    /// No hooks, every method.
+    ///
+    /// ```
+    /// assert_eq!(sluice_sdk::Interest::new().hooks, sluice_sdk::Hooks::default());
+    /// ```
+    pub fn new() -> Interest {
+        Interest::default()
+    }
+
+    interest_setters!(
+        request_headers,
+        request_messages,
+        request_frames,
+        response_headers,
+        response_messages,
+        response_frames,
+        trailers
+    );
+
+    /// Limits the plugin to methods matching these patterns.
+    ///
+    /// ```
+    /// let i = sluice_sdk::Interest::new().methods(["/a.B/*", "/c.D/E"]);
+    /// assert_eq!(i.methods.len(), 2);
+    /// ```
+    pub fn methods<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Interest {
+        self.methods = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// What to do with one message or frame.
+///
+/// ```
+/// use sluice_sdk::{Code, Status, Verdict};
+/// let too_big = |len: usize| if len > 4 {
+///     Verdict::Reject(Status::new(Code::ResourceExhausted, "too big"))
+/// } else {
+///     Verdict::Forward
+/// };
+/// assert_eq!(too_big(2), Verdict::Forward);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Pass it on unchanged.
+    Forward,
+    /// Do not pass it on; the call goes on. Dropping the only request message of a unary
+    /// call leaves the upstream with none (it will usually fail the call with
+    /// `INTERNAL`/`UNIMPLEMENTED`); dropping a unary response message leaves the client
+    /// with an OK status and no message (clients report that as an error). Use
+    /// [`Verdict::Reject`] to end a call on purpose.
+    Drop,
+    /// Pass these bytes on instead. For messages: the new message (the host frames it);
+    /// for frames: the new frame bytes, forwarded as they are.
+    Modify(Vec<u8>),
+    /// End the call with this status: the client gets it at once and the upstream stream
+    /// is cancelled.
+    Reject(Status),
+}

@@ -1,0 +1,321 @@
+//! End-to-end tests of the wasm filters: real components built from `plugins/`, loaded by a
+//! running proxy, driving real calls for every verdict (forward, drop, modify, reject) on
+//! unary and streaming calls, and the order of a 3-plugin chain.
+
+use sluice::{BodyMode, Overrides};
+use sluice_tests::fixture::{Proxy, Upstream, init_logs};
+use sluice_tests::pb::helloworld::HelloRequest;
+use sluice_tests::pb::helloworld::greeter_client::GreeterClient;
+use sluice_tests::pb::testing::*;
+use sluice_tests::plugins::PluginDir;
+use std::sync::atomic::Ordering;
+
+async fn proxy_with(upstream: &Upstream, dir: &PluginDir, mode: BodyMode) -> Proxy {
+    Proxy::start(Overrides {
+        upstream: Some(upstream.addr.to_string()),
+        plugins: Some(dir.path().to_owned()),
+        body_mode: Some(mode),
+        ..Overrides::default()
+    })
+    .await
+}
+
+fn payload(len: usize) -> Option<Payload> {
+    Some(Payload {
+        body: vec![3u8; len],
+    })
+}
+
+fn calls(upstream: &Upstream) -> usize {
+    upstream.observed.calls.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn auth_token_rejects_without_token_and_strips_it_on_success() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-auth", "auth_token", "token = \"s3cret\"")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+
+    let status = client.empty_call(Empty {}).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    let mut wrong = tonic::Request::new(Empty {});
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer guess".parse().unwrap());
+    assert_eq!(
+        client.empty_call(wrong).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        calls(&upstream),
+        0,
+        "rejected calls must not reach the upstream"
+    );
+
+    // Streaming call with the token: passes, and the upstream never sees the token.
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![StreamingInputCallRequest {
+        payload: payload(5),
+    }]));
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-keep", "yes".parse().unwrap());
+    let response = client.streaming_input_call(request).await.unwrap();
+    assert_eq!(response.into_inner().aggregated_payload_size, 5);
+    let seen = upstream
+        .observed
+        .metadata
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert!(
+        seen.get("authorization").is_none(),
+        "token leaked upstream: {seen:?}"
+    );
+    assert_eq!(seen.get("x-keep").unwrap(), "yes");
+}
+
+#[tokio::test]
+async fn method_acl_denies_before_the_upstream() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[(
+        "10-acl",
+        "method_acl",
+        "deny = [\"/sluice.testing.TestService/Unary*\"]",
+    )]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    let status = client
+        .unary_call(SimpleRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("UnaryCall"));
+    assert_eq!(calls(&upstream), 0);
+    client.empty_call(Empty {}).await.unwrap();
+    assert_eq!(calls(&upstream), 1);
+}
+
+#[tokio::test]
+async fn size_limit_rejects_large_messages_in_both_directions() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[(
+        "10-size",
+        "size_limit",
+        "max_request_bytes = 1000\nmax_response_bytes = 2000",
+    )]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    // Unary, request too large: rejected before the upstream.
+    let status = client
+        .unary_call(SimpleRequest {
+            response_size: 1,
+            payload: payload(5000),
+            response_status: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    // Unary within limits: fine.
+    client
+        .unary_call(SimpleRequest {
+            response_size: 100,
+            payload: payload(100),
+            response_status: None,
+        })
+        .await
+        .unwrap();
+    // Server streaming: the third response is too large; the first two arrive.
+    let mut stream = client
+        .streaming_output_call(StreamingOutputCallRequest {
+            response_parameters: [10, 20, 5000, 30]
+                .iter()
+                .map(|&size| ResponseParameters {
+                    size,
+                    interval_us: 0,
+                })
+                .collect(),
+            payload: None,
+            response_status: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    assert!(stream.message().await.unwrap().is_some());
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+}
+
+#[tokio::test]
+async fn redact_fields_modifies_requests_and_responses() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    // StreamingInputCallRequest.payload and SimpleResponse.payload are field 1.
+    let dir = PluginDir::new(&[(
+        "10-redact",
+        "redact_fields",
+        "request_fields = [1]\nresponse_fields = [1]\nmethods = [\"/sluice.testing.TestService/StreamingInputCall\", \"/sluice.testing.TestService/UnaryCall\"]",
+    )]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    let requests = (0..3).map(|_| StreamingInputCallRequest {
+        payload: payload(100),
+    });
+    let response = client
+        .streaming_input_call(tokio_stream::iter(requests))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.into_inner().aggregated_payload_size,
+        0,
+        "payloads were not removed"
+    );
+    let response = client
+        .unary_call(SimpleRequest {
+            response_size: 64,
+            payload: None,
+            response_status: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        response.into_inner().payload,
+        None,
+        "response payload was not removed"
+    );
+}
+
+#[tokio::test]
+async fn dedupe_drops_repeated_request_messages() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-dedupe", "dedupe", "")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    let sizes = [10, 10, 20, 20, 20, 10];
+    let requests = sizes.map(|n| StreamingInputCallRequest {
+        payload: payload(n),
+    });
+    let response = client
+        .streaming_input_call(tokio_stream::iter(requests))
+        .await
+        .unwrap();
+    assert_eq!(response.into_inner().aggregated_payload_size, 40);
+}
+
+#[tokio::test]
+async fn hello_rewrite_is_typed_and_scoped_to_the_greeter() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-hello", "hello_rewrite", "")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let channel = sluice_tests::fixture::channel(proxy.addr).await;
+    let mut greeter = GreeterClient::new(channel);
+    let reply = greeter
+        .say_hello(HelloRequest { name: "ada".into() })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().message, "Hello, ADA!");
+    // Bidi on the greeter: every message rewritten.
+    let names = ["x", "y"].map(|n| HelloRequest { name: n.into() });
+    let mut replies = greeter
+        .chat(tokio_stream::iter(names))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        replies.message().await.unwrap().unwrap().message,
+        "Hello, X!"
+    );
+    assert_eq!(
+        replies.message().await.unwrap().unwrap().message,
+        "Hello, Y!"
+    );
+    // Other services are untouched (and stay on the raw path).
+    let mut client = proxy.client().await;
+    client.empty_call(Empty {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn frame_audit_counts_frames_and_forwards_them_untouched() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-audit", "frame_audit", "")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    let response = client
+        .unary_call(SimpleRequest {
+            response_size: 50_000,
+            payload: payload(30_000),
+            response_status: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(response.into_inner().payload.unwrap().body.len(), 50_000);
+    let chain = proxy.proxy.registry().snapshot();
+    let counters = chain.plugins()[0].counters().snapshot();
+    assert!(counters["request_frames"] >= 1, "{counters:?}");
+    assert!(counters["request_bytes"] >= 30_000, "{counters:?}");
+    assert!(counters["response_bytes"] >= 50_000, "{counters:?}");
+}
+
+/// Request hooks run in file-name order, response hooks in reverse order.
+#[tokio::test]
+async fn a_three_plugin_chain_runs_in_order() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    // File names decide the order, not the order they are listed here.
+    let dir = PluginDir::new(&[
+        ("30-c", "chain_tag", "c"),
+        ("10-a", "chain_tag", "a"),
+        ("20-b", "chain_tag", "b"),
+    ]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let mut client = proxy.client().await;
+    let response = client.empty_call(Empty {}).await.unwrap();
+    let values = |name| {
+        response
+            .metadata()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values("x-echo-chain"), ["a", "b", "c"], "request order");
+    assert_eq!(
+        values("x-response-chain"),
+        ["c", "b", "a"],
+        "response order"
+    );
+}
+
+/// A plugin that asks for messages cannot load when the body mode is forced raw; the
+/// proxy serves without it and says why in the log.
+#[tokio::test]
+async fn message_plugins_are_refused_in_raw_mode() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[
+        ("10-dedupe", "dedupe", ""),
+        ("20-auth", "auth_token", "token = \"t\""),
+    ]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Raw).await;
+    let names: Vec<String> = proxy
+        .proxy
+        .registry()
+        .snapshot()
+        .plugins()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, ["20-auth"]);
+}
