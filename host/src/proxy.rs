@@ -5,11 +5,12 @@
 
 mod headers;
 mod link;
-mod message;
+pub mod message;
 mod request_body;
 mod respond;
 mod response_body;
 
+pub use message::MessageStage;
 pub use request_body::{BodyError, RequestBody};
 pub use response_body::ResponseBody;
 
@@ -25,7 +26,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use link::call_link;
-use message::MessageStage;
 use response_body::CallGuard;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;

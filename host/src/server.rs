@@ -99,6 +99,7 @@ impl Server {
 
     /// Serves until `shutdown` completes; connections in flight are then dropped.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let counters = tokio::spawn(log_plugin_counters(self.proxy.registry().clone()));
         let http = Arc::new(self.http);
         tokio::pin!(shutdown);
         loop {
@@ -128,6 +129,26 @@ impl Server {
                     tracing::debug!(%peer, "client connection ended: {err}");
                 }
             });
+        }
+        counters.abort();
+    }
+}
+
+/// How often changed plugin counters are logged.
+const COUNTER_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Logs each plugin's counters (from its `counter-add` calls) when they changed.
+async fn log_plugin_counters(registry: Arc<Registry>) {
+    let mut last = std::collections::HashMap::new();
+    let mut ticker = tokio::time::interval(COUNTER_LOG_INTERVAL);
+    loop {
+        ticker.tick().await;
+        for plugin in registry.snapshot().plugins() {
+            let now = plugin.counters().snapshot();
+            if !now.is_empty() && last.get(plugin.name()) != Some(&now) {
+                tracing::info!(plugin = plugin.name(), counters = ?now, "plugin counters");
+                last.insert(plugin.name().to_owned(), now);
+            }
         }
     }
 }

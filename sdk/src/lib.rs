@@ -1,5 +1,7 @@
 //! # sluice-sdk
 //!
+//! See the crate README for a walk-through from `cargo new` to a loaded plugin.
+//!
 //! Write gRPC filters for the [Sluice](https://example.invalid/sluice) proxy in Rust,
 //! compile them to a WebAssembly component (`wasm32-wasip2`), drop the `.wasm` into the
 //! proxy's plugin folder.

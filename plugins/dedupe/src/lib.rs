@@ -14,7 +14,10 @@ impl Filter for Dedupe {
     type Settings = ();
 
     fn configure(config: &str) -> Result<((), Interest), String> {
-        if !config.trim().is_empty() {
+        let has_settings = config
+            .lines()
+            .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
+        if has_settings {
             return Err("dedupe takes no configuration".into());
         }
         Ok(((), Interest::new().request_messages()))
@@ -43,6 +46,8 @@ mod tests {
 
     #[test]
     fn drops_consecutive_duplicates_only() {
+        assert!(testing::call::<Dedupe>("# comments only\n", "/a.B/C").is_ok());
+        assert!(testing::call::<Dedupe>("x = 1", "/a.B/C").is_err());
         let mut call = testing::call::<Dedupe>("", "/a.B/C").unwrap();
         let verdicts: Vec<Verdict> = [&b"a"[..], b"a", b"b", b"a", b"a", b"a"]
             .iter()

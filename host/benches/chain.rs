@@ -1,0 +1,107 @@
+//! Per-message cost of the plugin chain on the message path: a framed message through the
+//! message stage (de-frame, hooks, re-frame) with no plugin, one `forward` plugin, one
+//! `modify` plugin and a 3-plugin chain, for 64 B, 1 KiB and 16 KiB messages.
+//! Run with: `scripts/build-plugins.sh && cargo bench -p sluice --bench chain`
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice::grpc::{Encoding, encode_message};
+use sluice::plugin::bindings::CallInfo;
+use sluice::plugin::{
+    BodyHook, CallPlugins, Chain, Direction, LoadedPlugin, PluginLimits, Runtime,
+};
+use sluice::proxy::MessageStage;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+fn wasm(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/build-plugins.sh first",
+        path.display()
+    );
+    path
+}
+
+/// Loads `name.wasm` with `config` written beside a copy of it.
+fn load(runtime: &Runtime, name: &str, config: &str) -> Arc<LoadedPlugin> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.wasm"));
+    std::fs::copy(wasm(name), &file).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), config).unwrap();
+    Arc::new(LoadedPlugin::load(runtime, &file, PluginLimits::default()).unwrap())
+}
+
+/// A protobuf message of about `len` bytes: field 1 (bytes) filled, field 2 = 7.
+fn message(len: usize) -> Vec<u8> {
+    let body = len.saturating_sub(8);
+    let mut out = vec![0x0a];
+    let mut n = body;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend(std::iter::repeat_n(b'x', body));
+    out.extend([0x10, 0x07]);
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = Runtime::new().unwrap();
+    let forward = load(&runtime, "size_limit", "max_request_bytes = 100000000");
+    let modify = load(&runtime, "redact_fields", "request_fields = [2]");
+    let no_match = load(&runtime, "redact_fields", "request_fields = [9]");
+    let dedupe = load(&runtime, "dedupe", "");
+    let chains: Vec<(&str, Vec<Arc<LoadedPlugin>>)> = vec![
+        ("no-plugin", vec![]),
+        ("forward", vec![forward.clone()]),
+        ("modify", vec![modify]),
+        ("chain-3", vec![forward, no_match, dedupe]),
+    ];
+    let info = CallInfo {
+        method: "/bench.Svc/Call".into(),
+        authority: "bench".into(),
+        deadline_ms: None,
+    };
+    let mut group = c.benchmark_group("message");
+    for size in [64usize, 1024, 16 * 1024] {
+        // Two different messages, alternated, so `dedupe` forwards every one.
+        let frames: Vec<Bytes> = [message(size), {
+            let mut m = message(size);
+            m[3] = b'y';
+            m
+        }]
+        .iter()
+        .map(|m| {
+            let mut framed = BytesMut::new();
+            encode_message(m, &mut framed);
+            framed.freeze()
+        })
+        .collect();
+        group.throughput(Throughput::Elements(1));
+        for (name, plugins) in &chains {
+            let chain = Chain::new(plugins.clone());
+            let call = CallPlugins::start(&chain, &info).unwrap();
+            let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
+            let mut stage = MessageStage::new(Encoding::Identity, 64 << 20, hook);
+            let mut i = 0usize;
+            group.bench_function(BenchmarkId::new(*name, size), |b| {
+                b.iter(|| {
+                    i += 1;
+                    stage
+                        .on_data(&frames[i & 1])
+                        .unwrap()
+                        .expect("one message out")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
