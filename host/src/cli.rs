@@ -27,6 +27,9 @@ pub struct Cli {
     /// Folder of `*.wasm` filter plugins.
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
+    /// Private folder where compiled plugins are cached (speeds up restarts).
+    #[arg(long, value_name = "DIR")]
+    pub plugin_cache: Option<PathBuf>,
     /// Address of the admin listener (metrics, health); off unless set.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
@@ -55,6 +58,7 @@ impl Cli {
             body_mode: self.body_mode,
             plugins: self.plugins.clone(),
             admin: self.admin.clone(),
+            plugin_cache: self.plugin_cache.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration: the TOML file format, the command-line flags that override it, defaults
 //! that serve out of the box, and validation with messages that name the offending key.
 
+use crate::plugin::{FailurePolicy, PluginLimits};
 use crate::routing::Pattern;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -86,6 +87,73 @@ struct FileConfig {
     clusters: BTreeMap<String, FileCluster>,
     #[serde(default)]
     limits: FileLimits,
+    plugin_cache: Option<PathBuf>,
+    #[serde(default)]
+    plugin_defaults: FilePluginLimits,
+    #[serde(default)]
+    plugin: BTreeMap<String, FilePluginLimits>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePluginLimits {
+    hook_deadline_ms: Option<u64>,
+    memory_bytes: Option<usize>,
+    max_output_bytes: Option<usize>,
+    on_error: Option<FailurePolicy>,
+}
+
+impl FilePluginLimits {
+    fn apply(&self, key: &str, base: &PluginLimits) -> Result<PluginLimits, ConfigError> {
+        let mut limits = base.clone();
+        if let Some(ms) = self.hook_deadline_ms {
+            if ms == 0 {
+                return Err(invalid(
+                    format!("{key}.hook_deadline_ms"),
+                    "must be at least 1",
+                ));
+            }
+            limits.hook_deadline = Duration::from_millis(ms);
+        }
+        if let Some(bytes) = self.memory_bytes {
+            if !(1024 * 1024..=256 * 1024 * 1024).contains(&bytes) {
+                return Err(invalid(
+                    format!("{key}.memory_bytes"),
+                    "must be between 1 MiB and 256 MiB",
+                ));
+            }
+            limits.memory_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_output_bytes {
+            if bytes == 0 {
+                return Err(invalid(
+                    format!("{key}.max_output_bytes"),
+                    "must be at least 1",
+                ));
+            }
+            limits.max_output_bytes = bytes;
+        }
+        if let Some(policy) = self.on_error {
+            limits.on_error = policy;
+        }
+        Ok(limits)
+    }
+}
+
+/// Plugin limits and policies: the defaults and per-plugin overrides by file stem.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginPolicies {
+    /// For every plugin without an override.
+    pub defaults: PluginLimits,
+    /// By plugin name (the `.wasm` file name without extension).
+    pub overrides: BTreeMap<String, PluginLimits>,
+}
+
+impl PluginPolicies {
+    /// The limits for plugin `name`.
+    pub fn for_plugin(&self, name: &str) -> &PluginLimits {
+        self.overrides.get(name).unwrap_or(&self.defaults)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +199,8 @@ pub struct Overrides {
     pub plugins: Option<PathBuf>,
     /// `--admin`.
     pub admin: Option<String>,
+    /// `--plugin-cache`.
+    pub plugin_cache: Option<PathBuf>,
 }
 
 /// One upstream cluster.
@@ -198,6 +268,10 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// Limits.
     pub limits: Limits,
+    /// Private folder for compiled plugins (wasmtime's cache); none: no cache.
+    pub plugin_cache: Option<PathBuf>,
+    /// Plugin limits and failure policies.
+    pub plugin_policies: PluginPolicies,
 }
 
 const DEFAULT_CONNECTIONS: usize = 2;
@@ -308,6 +382,16 @@ impl Config {
                 return Err(invalid(key, "must be between 65535 and 2147483647"));
             }
         }
+        let defaults = file
+            .plugin_defaults
+            .apply("plugin_defaults", &PluginLimits::default())?;
+        let mut overrides = BTreeMap::new();
+        for (name, limits) in &file.plugin {
+            overrides.insert(
+                name.clone(),
+                limits.apply(&format!("plugin.{name}"), &defaults)?,
+            );
+        }
         Ok(Config {
             listen,
             admin,
@@ -316,6 +400,11 @@ impl Config {
             routes,
             clusters,
             limits,
+            plugin_cache: flags.plugin_cache.clone().or(file.plugin_cache),
+            plugin_policies: PluginPolicies {
+                defaults,
+                overrides,
+            },
         })
     }
 }

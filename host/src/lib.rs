@@ -3,6 +3,7 @@
 //! The library holds everything; the `sluice` binary only parses flags, sets up logging
 //! and runs a [`Server`].
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod grpc;

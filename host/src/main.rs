@@ -21,11 +21,29 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
-        tracing::info!(listen = %server.local_addr(), routes = config.routes.len(), body_mode = ?config.body_mode, "sluice is serving");
+        tracing::info!(listen = %server.local_addr(), admin = ?server.admin_addr(), routes = config.routes.len(), body_mode = ?config.body_mode, "sluice is serving");
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(server.proxy().registry().clone()));
         server.run(shutdown_signal()).await;
         tracing::info!("sluice stopped");
         Ok(())
     })
+}
+
+/// Reloads the plugin folder on every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_sighup(registry: std::sync::Arc<sluice::plugin::Registry>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler: reload by SIGHUP is off");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let registry = registry.clone();
+        if let Ok(report) = tokio::task::spawn_blocking(move || registry.reload()).await {
+            tracing::info!(loaded = ?report.loaded, refused = report.refused.len(), removed = ?report.removed, "SIGHUP: plugins reloaded");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,9 +3,12 @@
 
 pub mod bindings;
 pub mod chain;
+pub mod loaded;
 pub mod registry;
 pub mod runtime;
+pub mod watcher;
 
 pub use chain::{BodyHook, CallPlugins, Direction};
-pub use registry::{Chain, LoadedPlugin, Registry};
-pub use runtime::{PluginLimits, Runtime};
+pub use loaded::LoadedPlugin;
+pub use registry::{Chain, PluginSource, PluginState, Registry, ReloadReport};
+pub use runtime::{FailurePolicy, PluginLimits, Runtime};

@@ -1,8 +1,10 @@
 //! The listener: accepts TCP connections (TCP_NODELAY, a deep backlog), speaks HTTP/2 (and
 //! enough HTTP/1.1 to refuse it clearly) and hands every request to the proxy.
 
+use crate::admin;
 use crate::config::Config;
-use crate::plugin::{PluginLimits, Registry, Runtime};
+use crate::plugin::watcher::{self, Watcher};
+use crate::plugin::{PluginSource, Registry, Runtime};
 use crate::proxy::Proxy;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,8 +37,10 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     proxy: Arc<Proxy>,
     http: auto::Builder<TokioExecutor>,
+    watcher: Option<Watcher>,
 }
 
 impl Server {
@@ -63,26 +67,54 @@ impl Server {
         let registry = match &config.plugins {
             None => Registry::default(),
             Some(dir) => {
-                let (dir, body_mode) = (dir.clone(), config.body_mode);
+                let source = (
+                    dir.clone(),
+                    config.body_mode,
+                    config.plugin_policies.clone(),
+                );
+                let cache = config.plugin_cache.clone();
                 tokio::task::spawn_blocking(move || {
-                    let runtime =
-                        Runtime::new().map_err(|e| ServerError::Plugins(e.to_string()))?;
-                    Ok(Registry::load_dir(
-                        &runtime,
-                        &dir,
+                    let runtime = Runtime::new(cache.as_deref())
+                        .map_err(|e| ServerError::Plugins(e.to_string()))?;
+                    let (dir, body_mode, policies) = source;
+                    Ok(Registry::open(PluginSource {
+                        runtime,
+                        dir,
                         body_mode,
-                        &PluginLimits::default(),
-                    ))
+                        policies,
+                    }))
                 })
                 .await
                 .map_err(|e| ServerError::Plugins(e.to_string()))??
             }
         };
+        let registry = Arc::new(registry);
+        let watcher = watcher::watch(registry.clone()).map_err(ServerError::Plugins)?;
+        let admin = match &config.admin {
+            None => None,
+            Some(address) => {
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            address: address.clone(),
+                            source,
+                        })?,
+                )
+            }
+        };
         Ok(Server {
             listener,
-            proxy: Arc::new(Proxy::new(config, Arc::new(registry))),
+            admin,
+            proxy: Arc::new(Proxy::new(config, registry)),
             http,
+            watcher,
         })
+    }
+
+    /// The address the admin listener is bound to, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address the listener is bound to.
@@ -100,6 +132,10 @@ impl Server {
     /// Serves until `shutdown` completes; connections in flight are then dropped.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let counters = tokio::spawn(log_plugin_counters(self.proxy.registry().clone()));
+        let admin = self
+            .admin
+            .map(|listener| tokio::spawn(admin::serve(listener, self.proxy.registry().clone())));
+        let _watcher = self.watcher;
         let http = Arc::new(self.http);
         tokio::pin!(shutdown);
         loop {
@@ -131,6 +167,9 @@ impl Server {
             });
         }
         counters.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
     }
 }
 

@@ -135,3 +135,37 @@ fn route_flag_syntax_is_checked() {
         assert!(Config::load(&overrides).is_err(), "{bad} accepted");
     }
 }
+
+#[test]
+fn plugin_policies_have_defaults_and_overrides() {
+    let text = r#"
+        [plugin_defaults]
+        hook_deadline_ms = 20
+        [plugin.10-auth]
+        on_error = "fail-open"
+        memory_bytes = 2097152
+    "#;
+    let config = Config::from_toml(text, Path::new("x.toml"), &flags()).unwrap();
+    let policies = &config.plugin_policies;
+    assert_eq!(policies.defaults.hook_deadline, Duration::from_millis(20));
+    let auth = policies.for_plugin("10-auth");
+    assert_eq!(auth.on_error, FailurePolicy::FailOpen);
+    assert_eq!(auth.memory_bytes, 2 * 1024 * 1024);
+    assert_eq!(
+        auth.hook_deadline,
+        Duration::from_millis(20),
+        "inherits the defaults"
+    );
+    assert_eq!(
+        policies.for_plugin("other").on_error,
+        FailurePolicy::FailClosed
+    );
+    let err = Config::from_toml(
+        "[plugin.x]\non_error = \"maybe\"",
+        Path::new("x.toml"),
+        &flags(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("on_error"), "{err}");
+}

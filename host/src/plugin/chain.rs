@@ -4,7 +4,9 @@
 //! timed-out plugin into a status for this call only (the instance is thrown away).
 
 use super::bindings::{CallInfo, Header, HeadersVerdict, Hooks, Verdict};
-use super::registry::{Chain, LoadedPlugin};
+use super::loaded::LoadedPlugin;
+use super::registry::Chain;
+use super::runtime::FailurePolicy;
 use super::runtime::Instance;
 use crate::grpc::{Code, Status};
 use base64::Engine as _;
@@ -64,18 +66,35 @@ impl CallPlugins {
             if !plugin.wants(&info.method) {
                 continue;
             }
-            let mut instance = plugin
-                .checkout()
-                .map_err(|e| failed(plugin, "instantiation", e))?;
-            instance
-                .store
-                .set_epoch_deadline(plugin.limits().deadline_ticks());
-            let call = instance
-                .plugin
-                .sluice_filter_filter()
-                .call()
-                .call_constructor(&mut instance.store, info)
-                .map_err(|e| failed(plugin, "call constructor", e))?;
+            let started = plugin.checkout().and_then(|mut instance| {
+                instance
+                    .store
+                    .set_epoch_deadline(plugin.limits().deadline_ticks());
+                let call = instance
+                    .plugin
+                    .sluice_filter_filter()
+                    .call()
+                    .call_constructor(&mut instance.store, info)
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok((instance, call))
+            });
+            let (instance, call) = match started {
+                Ok(started) => started,
+                Err(reason) => match plugin.limits().on_error {
+                    FailurePolicy::FailClosed => {
+                        plugin.count_failure(false);
+                        return Err(failed(plugin, "call start", reason));
+                    }
+                    FailurePolicy::FailOpen => {
+                        plugin.count_failure(true);
+                        tracing::warn!(
+                            plugin = plugin.name(),
+                            "plugin skipped for this call (fail-open): {reason}"
+                        );
+                        continue;
+                    }
+                },
+            };
             hooks |= plugin.hooks();
             filters.push(ActiveFilter {
                 plugin: plugin.clone(),
@@ -96,7 +115,8 @@ impl CallPlugins {
         self.hooks.intersects(hook)
     }
 
-    /// Runs `hook` on filter `index` under its CPU deadline; a trap ends the call.
+    /// Runs `hook` on filter `index` under its CPU deadline. `Ok(None)`: the plugin is
+    /// skipped (it failed and its policy is fail-open).
     fn run<R>(
         &mut self,
         index: usize,
@@ -106,26 +126,27 @@ impl CallPlugins {
             &mut wasmtime::Store<super::runtime::StoreData>,
             ResourceAny,
         ) -> wasmtime::Result<R>,
-    ) -> Result<R, Status> {
+    ) -> Result<Option<R>, Status> {
         let filter = &mut self.filters[index];
         let Some(instance) = filter.instance.as_mut() else {
-            return Err(Status::new(
-                Code::Unavailable,
-                format!(
-                    "plugin {} failed earlier in this call",
-                    filter.plugin.name()
-                ),
-            ));
+            return match filter.plugin.limits().on_error {
+                FailurePolicy::FailOpen => Ok(None),
+                FailurePolicy::FailClosed => Err(Status::new(
+                    Code::Unavailable,
+                    format!(
+                        "plugin {} failed earlier in this call",
+                        filter.plugin.name()
+                    ),
+                )),
+            };
         };
         instance
             .store
             .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
         let exports = instance.plugin.sluice_filter_filter();
         match hook(&exports.call(), &mut instance.store, filter.call) {
-            Ok(result) => Ok(result),
+            Ok(result) => Ok(Some(result)),
             Err(err) => {
-                // A trapped instance cannot be entered again: throw it away.
-                filter.instance = None;
                 let reason = match err.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::Interrupt) => format!(
                         "exceeded its CPU deadline of {:?}",
@@ -133,7 +154,28 @@ impl CallPlugins {
                     ),
                     _ => format!("{err:#}"),
                 };
+                self.fail(index, what, reason)
+            }
+        }
+    }
+
+    /// A plugin broke: its instance is thrown away (a trapped instance cannot be entered
+    /// again) and its policy decides whether the call ends or goes on without it.
+    fn fail<R>(&mut self, index: usize, what: &str, reason: String) -> Result<Option<R>, Status> {
+        let filter = &mut self.filters[index];
+        filter.instance = None;
+        match filter.plugin.limits().on_error {
+            FailurePolicy::FailClosed => {
+                filter.plugin.count_failure(false);
                 Err(failed(&filter.plugin, what, reason))
+            }
+            FailurePolicy::FailOpen => {
+                filter.plugin.count_failure(true);
+                tracing::warn!(
+                    plugin = filter.plugin.name(),
+                    "plugin failed in {what} and is skipped for this call (fail-open): {reason}"
+                );
+                Ok(None)
             }
         }
     }
@@ -180,10 +222,13 @@ impl CallPlugins {
                 },
             )?;
             match verdict {
-                HeadersVerdict::Continue => {}
-                HeadersVerdict::Modify(list) => apply(headers, list, reserved)
-                    .map_err(|e| failed(&self.filters[index].plugin, "a headers hook", e))?,
-                HeadersVerdict::Reject(status) => {
+                None | Some(HeadersVerdict::Continue) => {}
+                Some(HeadersVerdict::Modify(list)) => {
+                    if let Err(reason) = apply(headers, list, reserved) {
+                        self.fail::<()>(index, "a headers hook", reason)?;
+                    }
+                }
+                Some(HeadersVerdict::Reject(status)) => {
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
             }
@@ -249,10 +294,21 @@ impl CallPlugins {
                 call_hook(call, store, resource, &bytes)
             })?;
             match verdict {
-                Verdict::Forward => {}
-                Verdict::Drop => return Ok(None),
-                Verdict::Modify(new) => bytes = Bytes::from(new),
-                Verdict::Reject(status) => {
+                None | Some(Verdict::Forward) => {}
+                Some(Verdict::Drop) => return Ok(None),
+                Some(Verdict::Modify(new)) => {
+                    let cap = self.filters[index].plugin.limits().max_output_bytes;
+                    if new.len() > cap {
+                        let reason = format!(
+                            "its modify output of {} bytes exceeds the cap of {cap}",
+                            new.len()
+                        );
+                        self.fail::<()>(index, "a message hook", reason)?;
+                    } else {
+                        bytes = Bytes::from(new);
+                    }
+                }
+                Some(Verdict::Reject(status)) => {
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
             }
@@ -282,10 +338,13 @@ impl CallPlugins {
                 call.call_on_trailers(store, resource, &status, &list)
             })?;
             match verdict {
-                HeadersVerdict::Continue => {}
-                HeadersVerdict::Modify(list) => apply(trailers, list, &RESERVED_TRAILERS)
-                    .map_err(|e| failed(&self.filters[index].plugin, "the trailers hook", e))?,
-                HeadersVerdict::Reject(status) => {
+                None | Some(HeadersVerdict::Continue) => {}
+                Some(HeadersVerdict::Modify(list)) => {
+                    if let Err(reason) = apply(trailers, list, &RESERVED_TRAILERS) {
+                        self.fail::<()>(index, "the trailers hook", reason)?;
+                    }
+                }
+                Some(HeadersVerdict::Reject(status)) => {
                     trailers.remove("grpc-message");
                     rejected(&self.filters[index].plugin, status).write_to(trailers);
                 }

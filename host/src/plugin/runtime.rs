@@ -17,13 +17,28 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// How often the epoch advances; hook deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Limits applied to every instance of a plugin.
+/// What a call does when one of its plugins fails (traps, times out, breaks a limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// The call ends with `UNAVAILABLE`, naming the plugin.
+    #[default]
+    FailClosed,
+    /// The plugin is skipped for the rest of the call (logged and counted).
+    FailOpen,
+}
+
+/// Limits and failure policy applied to every instance of a plugin.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginLimits {
     /// CPU time one hook call may take before it is interrupted.
     pub hook_deadline: Duration,
     /// Linear memory one instance may grow to.
     pub memory_bytes: usize,
+    /// Largest `modify` output (message, frame) a plugin may return.
+    pub max_output_bytes: usize,
+    /// What a failure of the plugin does to the call.
+    pub on_error: FailurePolicy,
 }
 
 impl Default for PluginLimits {
@@ -31,6 +46,8 @@ impl Default for PluginLimits {
         PluginLimits {
             hook_deadline: Duration::from_millis(100),
             memory_bytes: 64 * 1024 * 1024,
+            max_output_bytes: 16 * 1024 * 1024,
+            on_error: FailurePolicy::FailClosed,
         }
     }
 }
@@ -140,9 +157,18 @@ impl std::fmt::Debug for Instance {
 }
 
 impl Runtime {
-    /// Creates the engine (and its epoch ticker thread) and the linker.
-    pub fn new() -> Result<Runtime, RuntimeError> {
+    /// Creates the engine (and its epoch ticker thread) and the linker. With `cache`,
+    /// compiled plugins are cached in that (private) folder, keyed by their content.
+    pub fn new(cache: Option<&std::path::Path>) -> Result<Runtime, RuntimeError> {
         let mut config = wasmtime::Config::new();
+        if let Some(dir) = cache {
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache_config).map_err(|e| {
+                RuntimeError::Engine(format!("plugin cache {}: {e}", dir.display()))
+            })?;
+            config.cache(Some(cache));
+        }
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.concurrency_support(false);

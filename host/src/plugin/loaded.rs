@@ -1,0 +1,242 @@
+//! One loaded version of a plugin: its compiled component linked against the host, the
+//! interest its `configure` returned, its limits, counters, and a pool of idle instances
+//! reused across calls (an instance that trapped is never returned to the pool).
+
+use super::bindings::{Hooks, PluginPre};
+use super::runtime::{Instance, PluginCounters, PluginLimits, Runtime, StoreData};
+use crate::routing::Pattern;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Idle instances kept per plugin version for reuse.
+const MAX_IDLE_INSTANCES: usize = 64;
+
+/// Hex SHA-256 of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Failures of a plugin version in calls.
+#[derive(Debug, Default)]
+pub struct FailureCounters {
+    /// Hook calls that trapped, timed out or broke a limit.
+    pub failures: AtomicU64,
+    /// Of those, the ones skipped under `fail-open`.
+    pub skipped: AtomicU64,
+}
+
+/// One loaded version of a plugin.
+pub struct LoadedPlugin {
+    name: Arc<str>,
+    file: PathBuf,
+    sha256: String,
+    config: String,
+    loaded_at: SystemTime,
+    hooks: Hooks,
+    methods: Vec<Pattern>,
+    method_patterns: Vec<String>,
+    pre: PluginPre<StoreData>,
+    runtime: Runtime,
+    limits: PluginLimits,
+    counters: Arc<PluginCounters>,
+    failures: FailureCounters,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    /// Loads the plugin in `file` (reading `NAME.toml` beside it as config). Blocking.
+    pub fn load(
+        runtime: &Runtime,
+        file: &Path,
+        limits: PluginLimits,
+    ) -> Result<LoadedPlugin, String> {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or("file name is not UTF-8")?;
+        let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+        let config = std::fs::read_to_string(file.with_extension("toml")).unwrap_or_default();
+        LoadedPlugin::compile(runtime, name, file, &bytes, config, limits)
+    }
+
+    /// Compiles `bytes`, links them, and validates the result with a trial instance whose
+    /// `configure(config)` must succeed. Blocking: compiling takes milliseconds to seconds.
+    pub fn compile(
+        runtime: &Runtime,
+        name: &str,
+        file: &Path,
+        bytes: &[u8],
+        config: String,
+        limits: PluginLimits,
+    ) -> Result<LoadedPlugin, String> {
+        let name: Arc<str> = name.into();
+        let component = runtime.compile(bytes)?;
+        let pre = runtime.prepare(&component)?;
+        let counters = Arc::new(PluginCounters::default());
+        let mut instance = runtime.instantiate(&pre, name.clone(), counters.clone(), &limits)?;
+        let interest = configure(&mut instance, &config)?;
+        let methods = if interest.methods.is_empty() {
+            vec![Pattern::Any]
+        } else {
+            interest
+                .methods
+                .iter()
+                .map(|m| Pattern::parse(m).map_err(|e| format!("configure returned {e}")))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(LoadedPlugin {
+            name,
+            file: file.to_owned(),
+            sha256: digest(bytes),
+            config,
+            loaded_at: SystemTime::now(),
+            hooks: interest.hooks,
+            methods,
+            method_patterns: if interest.methods.is_empty() {
+                vec!["*".to_owned()]
+            } else {
+                interest.methods
+            },
+            pre,
+            runtime: runtime.clone(),
+            limits,
+            counters,
+            failures: FailureCounters::default(),
+            idle: Mutex::new(vec![instance]),
+        })
+    }
+
+    /// The plugin's name (its file name without `.wasm`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Hex SHA-256 of its bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The config text it was configured with.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// When this version was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// The hooks it asked for.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    /// The hooks it asked for, by name.
+    pub fn hook_names(&self) -> Vec<&'static str> {
+        [
+            (Hooks::REQUEST_HEADERS, "request-headers"),
+            (Hooks::REQUEST_MESSAGES, "request-messages"),
+            (Hooks::REQUEST_FRAMES, "request-frames"),
+            (Hooks::RESPONSE_HEADERS, "response-headers"),
+            (Hooks::RESPONSE_MESSAGES, "response-messages"),
+            (Hooks::RESPONSE_FRAMES, "response-frames"),
+            (Hooks::TRAILERS, "trailers"),
+        ]
+        .into_iter()
+        .filter(|(hook, _)| self.hooks.contains(*hook))
+        .map(|(_, name)| name)
+        .collect()
+    }
+
+    /// Whether it wants message hooks (which need the message path).
+    pub fn wants_messages(&self) -> bool {
+        self.hooks
+            .intersects(Hooks::REQUEST_MESSAGES | Hooks::RESPONSE_MESSAGES)
+    }
+
+    /// The method patterns it asked for.
+    pub fn method_patterns(&self) -> &[String] {
+        &self.method_patterns
+    }
+
+    /// Whether it wants calls of `method`.
+    pub fn wants(&self, method: &str) -> bool {
+        self.methods.iter().any(|p| p.matches(method))
+    }
+
+    /// Its limits and failure policy.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// Its counters (from the `counter-add` import).
+    pub fn counters(&self) -> &PluginCounters {
+        &self.counters
+    }
+
+    /// Its failures in calls.
+    pub fn failures(&self) -> &FailureCounters {
+        &self.failures
+    }
+
+    /// Counts a failure; `skipped` when the policy let the call go on without it.
+    pub fn count_failure(&self, skipped: bool) {
+        self.failures.failures.fetch_add(1, Ordering::Relaxed);
+        if skipped {
+            self.failures.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An instance for one call: a reused idle one, or a new configured one.
+    pub fn checkout(&self) -> Result<Instance, String> {
+        if let Some(instance) = self.idle.lock().expect("idle lock").pop() {
+            return Ok(instance);
+        }
+        let mut instance = self.runtime.instantiate(
+            &self.pre,
+            self.name.clone(),
+            self.counters.clone(),
+            &self.limits,
+        )?;
+        configure(&mut instance, &self.config)?;
+        Ok(instance)
+    }
+
+    /// Returns a healthy instance for reuse.
+    pub fn checkin(&self, instance: Instance) {
+        let mut idle = self.idle.lock().expect("idle lock");
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(instance);
+        }
+    }
+}
+
+fn configure(instance: &mut Instance, config: &str) -> Result<super::bindings::Interest, String> {
+    instance
+        .plugin
+        .sluice_filter_filter()
+        .call_configure(&mut instance.store, config)
+        .map_err(|e| format!("configure trapped: {e:#}"))?
+        .map_err(|e| format!("configure refused the config: {e}"))
+}
