@@ -30,6 +30,9 @@ pub struct Cli {
     /// Private folder where compiled plugins are cached (speeds up restarts).
     #[arg(long, value_name = "DIR")]
     pub plugin_cache: Option<PathBuf>,
+    /// Do not watch the plugin folder; reload on SIGHUP or `POST /reload` only.
+    #[arg(long)]
+    pub no_watch: bool,
     /// Address of the admin listener (metrics, health); off unless set.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
@@ -59,6 +62,7 @@ impl Cli {
             plugins: self.plugins.clone(),
             admin: self.admin.clone(),
             plugin_cache: self.plugin_cache.clone(),
+            no_watch: self.no_watch,
         }
     }
 }

@@ -88,6 +88,7 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     plugin_cache: Option<PathBuf>,
+    watch_plugins: Option<bool>,
     #[serde(default)]
     plugin_defaults: FilePluginLimits,
     #[serde(default)]
@@ -201,6 +202,8 @@ pub struct Overrides {
     pub admin: Option<String>,
     /// `--plugin-cache`.
     pub plugin_cache: Option<PathBuf>,
+    /// `--no-watch`.
+    pub no_watch: bool,
 }
 
 /// One upstream cluster.
@@ -270,6 +273,8 @@ pub struct Config {
     pub limits: Limits,
     /// Private folder for compiled plugins (wasmtime's cache); none: no cache.
     pub plugin_cache: Option<PathBuf>,
+    /// Whether the plugin folder is watched for changes (else: SIGHUP or `POST /reload`).
+    pub watch_plugins: bool,
     /// Plugin limits and failure policies.
     pub plugin_policies: PluginPolicies,
 }
@@ -401,6 +406,7 @@ impl Config {
             clusters,
             limits,
             plugin_cache: flags.plugin_cache.clone().or(file.plugin_cache),
+            watch_plugins: !flags.no_watch && file.watch_plugins.unwrap_or(true),
             plugin_policies: PluginPolicies {
                 defaults,
                 overrides,

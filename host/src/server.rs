@@ -89,7 +89,11 @@ impl Server {
             }
         };
         let registry = Arc::new(registry);
-        let watcher = watcher::watch(registry.clone()).map_err(ServerError::Plugins)?;
+        let watcher = if config.watch_plugins {
+            watcher::watch(registry.clone()).map_err(ServerError::Plugins)?
+        } else {
+            None
+        };
         let admin = match &config.admin {
             None => None,
             Some(address) => {

@@ -12,8 +12,12 @@ thread_local! {
     static SETTINGS: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
 }
 
-/// `configure` of the exported interface.
+/// `configure` of the exported interface. Also routes panic messages to the proxy's log
+/// (plugins have no stderr).
 pub fn configure<F: Filter>(config: String) -> Result<t::Interest, String> {
+    std::panic::set_hook(Box::new(|info| {
+        crate::log(crate::Level::Error, &format!("plugin panicked: {info}"));
+    }));
     let (settings, interest) = F::configure(&config)?;
     SETTINGS.with(|s| *s.borrow_mut() = Some(Rc::new(settings)));
     Ok(interest_to_wit(interest))

@@ -60,3 +60,37 @@ impl Drop for PluginDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// Resident memory of this process, in KiB (Linux).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl PluginDir {
+    /// Writes `bytes` as `name` atomically: to a temporary name first, then renamed.
+    pub fn put(&self, name: &str, bytes: &[u8]) {
+        let tmp = self.path.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, bytes).expect("write temp file");
+        std::fs::rename(&tmp, self.path.join(name)).expect("rename into place");
+    }
+
+    /// Copies the built component of `crate_name` in as `name` (atomically).
+    pub fn put_plugin(&self, name: &str, crate_name: &str) {
+        let bytes = std::fs::read(wasm(crate_name)).expect("read component");
+        self.put(name, &bytes);
+    }
+
+    /// Removes `name` from the folder.
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.path.join(name)).expect("remove file");
+    }
+}

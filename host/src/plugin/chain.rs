@@ -152,8 +152,14 @@ impl CallPlugins {
                         "exceeded its CPU deadline of {:?}",
                         filter.plugin.limits().hook_deadline
                     ),
-                    _ => format!("{err:#}"),
+                    // The root cause, not the wasm backtrace (that goes to the debug log).
+                    Some(trap) => format!("trap: {trap}"),
+                    None => err.root_cause().to_string(),
                 };
+                tracing::debug!(
+                    plugin = filter.plugin.name(),
+                    "plugin error in {what}: {err:?}"
+                );
                 self.fail(index, what, reason)
             }
         }

@@ -312,11 +312,3 @@ pub fn is_plugin_file(path: &Path) -> bool {
     };
     !name.starts_with('.') && name.ends_with(".wasm")
 }
-
-/// Whether a change to `path` may change the chain.
-pub fn is_relevant(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    !name.starts_with('.') && (name.ends_with(".wasm") || name.ends_with(".toml"))
-}

@@ -1,18 +1,25 @@
 //! The wasmtime runtime shared by all plugins: one `Engine` (component model, pooling
-//! allocator, epoch interruption driven by a ticker thread), one `Linker` with the host
-//! imports and an empty WASI context (no files, network, environment or stdio), and the
-//! per-instance store with its memory cap.
+//! allocator, epoch interruption driven by a ticker thread), a linker per plugin with the
+//! host imports, and the per-instance store with its memory cap.
+//!
+//! WASI: a `wasm32-wasip2` component imports WASI interfaces whether it uses them or not.
+//! Plugins get only `wasi:random` (hash maps need a seed), an empty `wasi:cli/environment`
+//! and `wasi:cli/exit`; every other import (files, sockets, clocks, stdio, streams) is
+//! linked to a function that traps. So a plugin cannot reach the outside, and writing to
+//! stdout/stderr ends the call like any other trap (plugins log through the `log` import).
+//! (wasmtime-wasi's synchronous stream functions would also block on the proxy's own
+//! async runtime, which they must not.)
 
 use super::bindings::{self, Plugin, PluginPre};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, ResourceType};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 
 /// How often the epoch advances; hook deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -59,6 +66,52 @@ impl PluginLimits {
     }
 }
 
+/// The imports plugins get for real, by interface (any 0.2.x version of the WASI ones).
+const PROVIDED_IMPORTS: [&str; 7] = [
+    "sluice:filter/host",
+    "sluice:filter/types",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+];
+
+/// Links every other imported interface of `component` to functions that trap.
+fn stub_other_imports(
+    linker: &mut Linker<StoreData>,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let component_type = component.component_type();
+    for (name, import) in component_type.imports(engine) {
+        let interface = name.split('@').next().unwrap_or(name);
+        if PROVIDED_IMPORTS.contains(&interface) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        let mut stubs = linker.instance(name)?;
+        for (item, export) in instance.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let what = format!("{interface}#{item}");
+                    stubs.func_new(item, move |_, _, _, _| {
+                        Err(wasmtime::Error::msg(format!("plugins may not use {what}")))
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    stubs.resource(item, ResourceType::host::<()>(), |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Counters a plugin adds to through the `counter-add` import, by name.
 #[derive(Debug, Default)]
 pub struct PluginCounters(Mutex<BTreeMap<String, u64>>);
@@ -93,15 +146,6 @@ impl std::fmt::Debug for StoreData {
     }
 }
 
-impl WasiView for StoreData {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
 impl bindings::sluice::filter::types::Host for StoreData {}
 
 impl bindings::sluice::filter::host::Host for StoreData {
@@ -133,7 +177,6 @@ pub enum RuntimeError {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
-    linker: Arc<Linker<StoreData>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -180,11 +223,6 @@ impl Runtime {
             .max_memory_size(256 * 1024 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        let mut linker = Linker::<StoreData>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        Plugin::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| data)
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("sluice-epoch".into())
@@ -196,10 +234,30 @@ impl Runtime {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(Runtime {
-            engine,
-            linker: Arc::new(linker),
-        })
+        Ok(Runtime { engine })
+    }
+
+    /// The host imports plus the few WASI interfaces plugins may use.
+    fn linker(&self) -> wasmtime::Result<Linker<StoreData>> {
+        use wasmtime_wasi::cli::{WasiCli, WasiCliCtxView};
+        use wasmtime_wasi::p2::bindings::{cli, random};
+        use wasmtime_wasi::random::WasiRandom;
+        let mut linker = Linker::<StoreData>::new(&self.engine);
+        Plugin::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| data)?;
+        random::random::add_to_linker::<StoreData, WasiRandom>(&mut linker, |d| d.wasi.random())?;
+        random::insecure::add_to_linker::<StoreData, WasiRandom>(&mut linker, |d| d.wasi.random())?;
+        random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(&mut linker, |d| {
+            d.wasi.random()
+        })?;
+        fn cli_view(d: &mut StoreData) -> WasiCliCtxView<'_> {
+            WasiCliCtxView {
+                ctx: d.wasi.cli(),
+                table: &mut d.table,
+            }
+        }
+        cli::environment::add_to_linker::<StoreData, WasiCli>(&mut linker, cli_view)?;
+        cli::exit::add_to_linker::<StoreData, WasiCli>(&mut linker, cli_view)?;
+        Ok(linker)
     }
 
     /// Compiles a component (slow: call off the async runtime).
@@ -209,8 +267,12 @@ impl Runtime {
 
     /// Links a compiled component against the host imports, checking it is a plugin.
     pub fn prepare(&self, component: &Component) -> Result<PluginPre<StoreData>, String> {
-        let pre = self
-            .linker
+        let mut linker = self
+            .linker()
+            .map_err(|e| format!("cannot set up the host imports: {e:#}"))?;
+        stub_other_imports(&mut linker, component, &self.engine)
+            .map_err(|e| format!("imports not satisfiable: {e:#}"))?;
+        let pre = linker
             .instantiate_pre(component)
             .map_err(|e| format!("imports not satisfiable: {e:#}"))?;
         PluginPre::new(pre)

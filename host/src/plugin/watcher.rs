@@ -1,10 +1,11 @@
 //! Hot reload: watches the plugin folder (the folder, not each file) with `notify`,
-//! debounces bursts of events, and reloads the registry when a `*.wasm` or `*.toml` changed.
-//! Writers should write `x.wasm.tmp` (or a dot file) and rename it to `x.wasm`: names
-//! that do not end in `.wasm`/`.toml` and hidden files are ignored, so a half-written
-//! file is never loaded.
+//! debounces bursts of events, and reloads the registry after any change. Any event counts
+//! (a Kubernetes ConfigMap update, for one, only swaps the hidden `..data` link); a reload
+//! whose files hash the same as the versions serving changes nothing. Writers should write
+//! `x.wasm.tmp` (or a dot file) and rename it to `x.wasm`: only `*.wasm` names that are
+//! not hidden are loaded, so a half-written file is never picked up.
 
-use super::registry::{Registry, is_relevant};
+use super::registry::Registry;
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
 use std::sync::Arc;
@@ -32,9 +33,7 @@ pub fn watch(registry: Arc<Registry>) -> Result<Option<Watcher>, String> {
     let weak = Arc::downgrade(&registry);
     let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
         Ok(events) => {
-            if !events.iter().any(|e| is_relevant(&e.path)) {
-                return;
-            }
+            tracing::debug!(events = events.len(), "plugin folder changed");
             let Some(registry) = weak.upgrade() else {
                 return;
             };

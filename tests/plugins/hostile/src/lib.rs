@@ -1,0 +1,91 @@
+//! Test plugin `hostile`: misbehaves on purpose, but only in calls that carry the request
+//! metadata `x-hostile` (so other calls through the same proxy show that it is contained).
+//! Its config is one word: `loop` (never returns), `panic`, `memory-bomb` (allocates until
+//! the memory cap stops it), `giant-modify` (replaces each request message with 32 MiB),
+//! or `configure-error` (refuses to load).
+
+use sluice_sdk::{CallInfo, Filter, Headers, Interest, Status, Verdict};
+use std::rc::Rc;
+
+/// What to do wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Spin forever.
+    Loop,
+    /// Panic (a wasm trap).
+    Panic,
+    /// Allocate without end.
+    MemoryBomb,
+    /// Return a 32 MiB `modify`.
+    GiantModify,
+}
+
+/// Per-call state.
+#[derive(Debug)]
+pub struct Hostile {
+    mode: Mode,
+    armed: bool,
+}
+
+impl Filter for Hostile {
+    type Settings = Mode;
+
+    fn configure(config: &str) -> Result<(Mode, Interest), String> {
+        let mode = match config.trim() {
+            "loop" => Mode::Loop,
+            "panic" => Mode::Panic,
+            "memory-bomb" => Mode::MemoryBomb,
+            "giant-modify" => Mode::GiantModify,
+            "configure-error" => return Err("hostile: refusing to configure, as asked".into()),
+            other => return Err(format!("hostile: unknown mode {other:?}")),
+        };
+        let interest = Interest::new().request_headers();
+        let interest = if mode == Mode::GiantModify {
+            interest.request_messages()
+        } else {
+            interest
+        };
+        Ok((mode, interest))
+    }
+
+    fn new(mode: Rc<Mode>, _info: &CallInfo) -> Self {
+        Hostile {
+            mode: *mode,
+            armed: false,
+        }
+    }
+
+    fn on_request_headers(&mut self, headers: &mut Headers) -> Result<(), Status> {
+        self.armed = headers.get("x-hostile").is_some();
+        if !self.armed {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::Loop => {
+                let mut x: u64 = 1;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            Mode::Panic => panic!("hostile plugin panics, as asked"),
+            Mode::MemoryBomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Mode::GiantModify => Ok(()),
+        }
+    }
+
+    fn on_request_message(&mut self, _message: &[u8]) -> Verdict {
+        if self.armed {
+            Verdict::Modify(vec![7u8; 32 << 20])
+        } else {
+            Verdict::Forward
+        }
+    }
+}
+
+sluice_sdk::register!(Hostile);
