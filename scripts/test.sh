@@ -23,5 +23,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== build the sluice binary (the signal tests run it)"
+cargo build --quiet -p sluice --bin sluice
+
 echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt

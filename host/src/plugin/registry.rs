@@ -72,6 +72,9 @@ pub struct PluginState {
     pub state: &'static str,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// Digest of the refused version (bytes and config), if the last attempt failed: the
+    /// same version is not tried again.
+    pub refused_sha256: Option<String>,
 }
 
 /// What one reload did.
@@ -174,6 +177,19 @@ impl Registry {
                 }
                 _ => false,
             };
+            // A file refused before, unchanged since: refused again, quietly.
+            let known_bad = self.states.lock().expect("states lock").get(&name).cloned().filter(|state| {
+                state.last_error.is_some()
+                    && matches!(&read, Ok((bytes, config)) if state.refused_sha256.as_deref() == Some(version_digest(bytes, config).as_str()))
+            });
+            if !unchanged && let Some(state) = known_bad {
+                report
+                    .refused
+                    .push((name.clone(), state.last_error.clone().unwrap_or_default()));
+                states.insert(name, state);
+                plugins.extend(previous);
+                continue;
+            }
             if unchanged && let Some(previous) = previous {
                 report.unchanged.push(name.clone());
                 let mut state = self
@@ -189,6 +205,10 @@ impl Registry {
                 plugins.push(previous);
                 continue;
             }
+            let refused_sha256 = read
+                .as_ref()
+                .map(|(bytes, config)| version_digest(bytes, config))
+                .unwrap_or_default();
             let loaded = read.and_then(|(bytes, config)| {
                 let plugin =
                     LoadedPlugin::compile(&source.runtime, &name, &file, &bytes, config, limits)?;
@@ -217,6 +237,7 @@ impl Registry {
                         Some(previous) => PluginState {
                             state: "stale",
                             last_error: Some(reason.clone()),
+                            refused_sha256: Some(refused_sha256.clone()),
                             ..served(previous)
                         },
                         None => PluginState {
@@ -228,6 +249,7 @@ impl Registry {
                             methods: Vec::new(),
                             state: "refused",
                             last_error: Some(reason.clone()),
+                            refused_sha256: Some(refused_sha256.clone()),
                         },
                     };
                     states.insert(name.clone(), state);
@@ -257,6 +279,11 @@ impl Registry {
     }
 }
 
+/// Identifies a version: its bytes and its config.
+fn version_digest(bytes: &[u8], config: &str) -> String {
+    digest(&[bytes, b"\0", config.as_bytes()].concat())
+}
+
 fn served(plugin: &LoadedPlugin) -> PluginState {
     PluginState {
         name: plugin.name().to_owned(),
@@ -272,6 +299,7 @@ fn served(plugin: &LoadedPlugin) -> PluginState {
         methods: plugin.method_patterns().to_vec(),
         state: "loaded",
         last_error: None,
+        refused_sha256: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Test plugin `chain-tag`: its config is one word, its tag. It appends the tag to the
 //! request metadata `x-echo-chain` (which the test upstream echoes back) and to the
-//! response metadata `x-response-chain`, so a test can read the order hooks ran in.
+//! response metadata `x-response-chain` and the trailers `x-trailer-chain`, so a test can
+//! read the order hooks ran in, and which version of the plugin served each part of a call.
 
 use sluice_sdk::{CallInfo, Filter, Headers, Interest, Status};
 use std::rc::Rc;
@@ -19,7 +20,13 @@ impl Filter for ChainTag {
         if tag.is_empty() {
             return Err("chain-tag needs a tag".into());
         }
-        Ok((tag, Interest::new().request_headers().response_headers()))
+        Ok((
+            tag,
+            Interest::new()
+                .request_headers()
+                .response_headers()
+                .trailers(),
+        ))
     }
 
     fn new(tag: Rc<String>, _info: &CallInfo) -> Self {
@@ -33,6 +40,11 @@ impl Filter for ChainTag {
 
     fn on_response_headers(&mut self, headers: &mut Headers) -> Result<(), Status> {
         headers.append("x-response-chain", self.tag.as_bytes());
+        Ok(())
+    }
+
+    fn on_trailers(&mut self, _status: &Status, trailers: &mut Headers) -> Result<(), Status> {
+        trailers.append("x-trailer-chain", self.tag.as_bytes());
         Ok(())
     }
 }
