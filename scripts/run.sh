@@ -48,6 +48,13 @@ done
 echo
 echo "== demo: calls through sluice and its plugins"
 ./target/release/demo-client --target "$LISTEN"
+
+echo
+echo "== live reload: method-acl now denies EmptyCall instead of UnaryCall (new config written, then renamed)"
+printf '%s\n' 'deny = ["/sluice.testing.TestService/EmptyCall"]' > "$PLUGINS/20-method-acl.toml.tmp"
+mv "$PLUGINS/20-method-acl.toml.tmp" "$PLUGINS/20-method-acl.toml"
+sleep 1
+./target/release/demo-client --target "$LISTEN" --only 5,6
 cat <<MSG
 
 Sluice listens on $LISTEN, forwards every gRPC method to $UPSTREAM and runs the plugins
