@@ -1,5 +1,5 @@
-//! The admin listener (HTTP/1.1, off unless `--admin` is set): `GET /plugins` (JSON),
-//! `POST /reload`, `GET /healthz`, `GET /readyz`.
+//! The admin listener (HTTP/1.1, off unless `--admin` is set): `GET /metrics`
+//! (Prometheus), `GET /plugins` (JSON), `POST /reload`, `GET /healthz`, `GET /readyz`.
 
 use crate::plugin::Registry;
 use bytes::Bytes;
@@ -62,6 +62,11 @@ async fn handle(request: Request<Incoming>, registry: Arc<Registry>) -> Response
             reply(StatusCode::OK, "text/plain", "ok\n")
         }
         (&Method::GET, "/plugins") => json(&registry.states()),
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(&registry),
+        ),
         (&Method::POST, "/reload") => {
             match tokio::task::spawn_blocking(move || registry.reload()).await {
                 Ok(report) => {

@@ -197,6 +197,39 @@ async fn admin_reload_and_plugin_list_without_the_watcher() {
     )
     .await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    // A broken new version: refused, visible in the list and in the metrics; the last
+    // good version keeps serving.
+    dir.put("10-tag.wasm", b"not wasm");
+    let response = http(
+        admin,
+        "POST /reload HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.contains("not a valid component"), "{response}");
+    assert_eq!(tags(&mut client).await.1.as_deref(), Some("a"));
+    let list = http(
+        admin,
+        "GET /plugins HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(list.contains("\"stale\""), "{list}");
+    let metrics = http(
+        admin,
+        "GET /metrics HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    for line in [
+        "sluice_plugin_loads_total{result=\"loaded\"} 1",
+        "sluice_plugin_loads_total{result=\"refused\"} 1",
+        "sluice_plugin_state{plugin=\"10-tag\",state=\"stale\"} 1",
+        "sluice_plugin_reloads_total 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
 }
 
 /// Steady unary and bidi traffic while the plugin is replaced 50 times with alternating

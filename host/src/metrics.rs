@@ -1,0 +1,113 @@
+//! Prometheus metrics in the text format, built from the live state at each scrape with
+//! `prometheus-client`: plugin load results, plugin states, plugin failures and the
+//! counters plugins keep through the `counter-add` import.
+
+use crate::plugin::Registry;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::Ordering;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    plugin: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CounterLabels {
+    plugin: String,
+    name: String,
+}
+
+/// The metrics text for a scrape.
+pub fn render(plugins: &Registry) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+
+    let loads = Family::<ResultLabel, Counter>::default();
+    let counters = plugins.counters();
+    loads
+        .get_or_create(&ResultLabel { result: "loaded" })
+        .inc_by(counters.loaded.load(Ordering::Relaxed));
+    loads
+        .get_or_create(&ResultLabel { result: "refused" })
+        .inc_by(counters.refused.load(Ordering::Relaxed));
+    registry.register(
+        "sluice_plugin_loads",
+        "Plugin versions loaded or refused (start-up and reloads)",
+        loads,
+    );
+    let reloads = Counter::<u64>::default();
+    reloads.inc_by(counters.reloads.load(Ordering::Relaxed));
+    registry.register("sluice_plugin_reloads", "Plugin folder reloads", reloads);
+
+    let states = Family::<StateLabels, Gauge>::default();
+    for state in plugins.states() {
+        states
+            .get_or_create(&StateLabels {
+                plugin: state.name.clone(),
+                state: state.state,
+            })
+            .set(1);
+    }
+    registry.register(
+        "sluice_plugin_state",
+        "1 for each plugin's state: loaded, stale (a newer file was refused) or refused",
+        states,
+    );
+
+    let failures = Family::<PluginLabel, Counter>::default();
+    let skipped = Family::<PluginLabel, Counter>::default();
+    let plugin_counters = Family::<CounterLabels, Counter>::default();
+    for plugin in plugins.snapshot().plugins() {
+        let label = PluginLabel {
+            plugin: plugin.name().to_owned(),
+        };
+        failures
+            .get_or_create(&label)
+            .inc_by(plugin.failures().failures.load(Ordering::Relaxed));
+        skipped
+            .get_or_create(&label)
+            .inc_by(plugin.failures().skipped.load(Ordering::Relaxed));
+        for (name, value) in plugin.counters().snapshot() {
+            plugin_counters
+                .get_or_create(&CounterLabels {
+                    plugin: plugin.name().to_owned(),
+                    name,
+                })
+                .inc_by(value);
+        }
+    }
+    registry.register(
+        "sluice_plugin_failures",
+        "Plugin hook calls that trapped, timed out or broke a limit (serving versions)",
+        failures,
+    );
+    registry.register(
+        "sluice_plugin_skipped",
+        "Plugin failures skipped under fail-open (serving versions)",
+        skipped,
+    );
+    registry.register(
+        "sluice_plugin_counter",
+        "Counters plugins keep with the counter-add import (serving versions)",
+        plugin_counters,
+    );
+
+    let mut text = String::new();
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::warn!("cannot encode metrics: {err}");
+    }
+    text
+}
