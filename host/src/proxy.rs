@@ -308,12 +308,17 @@ fn upstream_error(method: &str, err: UpstreamError) -> Response<ResponseBody> {
             respond::error(method, Code::Unavailable, format!("sluice: {err}"))
         }
         UpstreamError::Request { source, .. } => {
-            let reset = std::error::Error::source(source)
-                .and_then(|s| s.downcast_ref::<h2::Error>())
-                .filter(|h2| h2.is_reset() && h2.is_remote())
-                .and_then(h2::Error::reason);
+            let reset = remote_reset(source);
             let code = reset.map_or(Code::Unavailable, Code::from_h2_reason);
             respond::status(&Status::new(code, format!("sluice: {err}")))
         }
     }
+}
+
+/// The reason of a stream reset the upstream sent, if that is what `err` is.
+fn remote_reset(err: &hyper::Error) -> Option<h2::Reason> {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .filter(|h2| h2.is_reset() && h2.is_remote())
+        .and_then(h2::Error::reason)
 }

@@ -116,6 +116,17 @@ impl Proxy {
         }
     }
 
+    /// Names of the plugins in force, in chain order.
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.proxy
+            .registry()
+            .snapshot()
+            .plugins()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect()
+    }
+
     /// A tonic client of the test service through this proxy.
     pub async fn client(&self) -> TestServiceClient<Channel> {
         TestServiceClient::new(channel(self.addr).await)

@@ -101,10 +101,7 @@ impl ResponseBody {
         &mut self,
         err: hyper::Error,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let reset = std::error::Error::source(&err)
-            .and_then(|source| source.downcast_ref::<h2::Error>())
-            .filter(|h2| h2.is_reset() && h2.is_remote())
-            .and_then(h2::Error::reason);
+        let reset = super::remote_reset(&err);
         if let Some(reason) = reset {
             // Pass a stream reset on as the same reset: the client maps it as it would
             // have mapped the upstream's own.
