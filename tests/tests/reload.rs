@@ -129,6 +129,18 @@ async fn folder_changes_take_effect_and_broken_versions_are_refused() {
     std::fs::write(dir.path().join(".20-hidden.wasm"), &bytes).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(proxy.proxy.registry().snapshot().is_empty());
+    // A reload reads the folder; its own reads must not trigger more reloads.
+    let reloads = || {
+        proxy
+            .proxy
+            .registry()
+            .counters()
+            .reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let settled = reloads();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reloads(), settled, "the folder reloads by itself");
 }
 
 async fn http(addr: std::net::SocketAddr, request: &str) -> String {

@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     if run(6) {
         let result = tests.empty_call(Empty {}).await.map(|r| r.into_inner());
         println!(
-            "6. TestService/EmptyCall                     -> {}   [forwarded; frame-audit counts its frames]",
+            "6. TestService/EmptyCall                     -> {}   [method-acl decides; frame-audit counts frames]",
             outcome(result)
         );
     }
