@@ -181,6 +181,7 @@ struct FileLimits {
     max_concurrent_streams: Option<u32>,
     stream_window_bytes: Option<u32>,
     connection_window_bytes: Option<u32>,
+    drain_timeout_ms: Option<u64>,
 }
 
 /// Settings given on the command line; each wins over the file.
@@ -241,6 +242,8 @@ pub struct Limits {
     pub stream_window_bytes: u32,
     /// HTTP/2 initial connection window, both sides.
     pub connection_window_bytes: u32,
+    /// On shutdown, how long calls in flight may take to finish.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -250,6 +253,7 @@ impl Default for Limits {
             max_concurrent_streams: 4096,
             stream_window_bytes: 1024 * 1024,
             connection_window_bytes: 8 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -363,6 +367,10 @@ impl Config {
                 .limits
                 .connection_window_bytes
                 .unwrap_or(defaults.connection_window_bytes),
+            drain_timeout: file
+                .limits
+                .drain_timeout_ms
+                .map_or(defaults.drain_timeout, Duration::from_millis),
         };
         if limits.max_message_bytes == 0 || limits.max_message_bytes > u32::MAX as usize {
             return Err(invalid(

@@ -29,6 +29,7 @@ use link::call_link;
 use response_body::CallGuard;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The proxy's shared state: routes, upstream clusters and the plugin registry.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ pub struct Proxy {
     registry: Arc<Registry>,
     body_mode: BodyMode,
     max_message_bytes: usize,
+    drain: CancellationToken,
 }
 
 /// How one direction of a call carries its body.
@@ -71,7 +73,14 @@ impl Proxy {
             registry,
             body_mode: config.body_mode,
             max_message_bytes: config.limits.max_message_bytes,
+            drain: CancellationToken::new(),
         }
+    }
+
+    /// Cancelled when a shutdown's drain timeout passes: calls still running then end
+    /// with `UNAVAILABLE`.
+    pub fn drain_token(&self) -> &CancellationToken {
+        &self.drain
     }
 
     /// The upstream clusters, in configuration order.
@@ -245,6 +254,7 @@ impl Proxy {
             biased;
             status = abort => return respond::error(&method, status.code, status.message),
             () = expired => return respond::error(&method, Code::DeadlineExceeded, "deadline exceeded before the upstream answered"),
+            () = self.drain.cancelled() => return respond::error(&method, Code::Unavailable, "sluice is shutting down"),
             sent = send => match sent {
                 Ok(sent) => sent,
                 Err(err) => return upstream_error(&method, err),
@@ -273,6 +283,7 @@ impl Proxy {
         let call = CallGuard {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            drain: Box::pin(self.drain.clone().cancelled_owned()),
             in_flight,
             method,
             frame_hook: hook(Direction::Response).filter(|_| response_path == Path::Frames),

@@ -9,6 +9,7 @@ use crate::proxy::Proxy;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    drain_timeout: std::time::Duration,
     admin: Option<TcpListener>,
     proxy: Arc<Proxy>,
     http: auto::Builder<TokioExecutor>,
@@ -109,6 +111,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            drain_timeout: config.limits.drain_timeout,
             admin,
             proxy: Arc::new(Proxy::new(config, registry)),
             http,
@@ -133,14 +136,17 @@ impl Server {
         &self.proxy
     }
 
-    /// Serves until `shutdown` completes; connections in flight are then dropped.
+    /// Serves until `shutdown` completes, then drains: stops accepting, sends GOAWAY on
+    /// every connection, lets calls in flight finish for up to the drain timeout, ends the
+    /// rest with `UNAVAILABLE`, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let counters = tokio::spawn(log_plugin_counters(self.proxy.registry().clone()));
         let admin = self
             .admin
             .map(|listener| tokio::spawn(admin::serve(listener, self.proxy.registry().clone())));
         let _watcher = self.watcher;
-        let http = Arc::new(self.http);
+        let http = self.http;
+        let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -159,16 +165,34 @@ impl Server {
                 tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
             }
             let proxy = self.proxy.clone();
-            let http = http.clone();
+            let service = service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+            });
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(request).await) }
-                });
-                if let Err(err) = http.serve_connection(TokioIo::new(stream), service).await {
+                if let Err(err) = connection.await {
                     tracing::debug!(%peer, "client connection ended: {err}");
                 }
             });
+        }
+        // Drain: no new connections; GOAWAY on the open ones; calls in flight may finish.
+        drop(self.listener);
+        let drain_timeout = self.drain_timeout;
+        tracing::info!(?drain_timeout, "shutting down: draining calls in flight");
+        let all_closed = graceful.shutdown();
+        tokio::pin!(all_closed);
+        tokio::select! {
+            () = &mut all_closed => tracing::info!("drained: every connection closed"),
+            () = tokio::time::sleep(drain_timeout) => {
+                tracing::warn!("drain timeout passed: ending the remaining calls with UNAVAILABLE");
+                self.proxy.drain_token().cancel();
+                // Let the UNAVAILABLE trailers go out.
+                let _ = tokio::time::timeout(DRAIN_FLUSH, &mut all_closed).await;
+            }
         }
         counters.abort();
         if let Some(admin) = admin {
@@ -176,6 +200,9 @@ impl Server {
         }
     }
 }
+
+/// After the drain timeout, how long the ended calls get to flush their status.
+const DRAIN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often changed plugin counters are logged.
 const COUNTER_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);

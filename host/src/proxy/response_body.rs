@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// The body of a response to the client.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct CallGuard {
     pub link: ResponseLink,
     /// The call's deadline, if it has one.
     pub deadline: Option<Pin<Box<Sleep>>>,
+    /// Ready when a shutdown's drain timeout has passed.
+    pub drain: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Counts the call on its endpoint.
     pub in_flight: InFlight,
     /// The method, for log lines.
@@ -131,6 +134,12 @@ impl Body for ResponseBody {
         if let Some(call) = &mut this.call {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
+            }
+            if call.drain.as_mut().poll(cx).is_ready() {
+                return this.end_with(&Status::new(
+                    Code::Unavailable,
+                    "sluice is shutting down: the drain timeout passed",
+                ));
             }
             if let Some(deadline) = &mut call.deadline
                 && deadline.as_mut().poll(cx).is_ready()
