@@ -7,38 +7,49 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Parser)]
 #[command(name = "sluice", version)]
 pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to accept gRPC (HTTP/2) connections on [default: 127.0.0.1:50051].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Upstream for every method; the same as `--route '*=ADDR'` [default: 127.0.0.1:50052].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub upstream: Option<String>,
     /// Route methods matching GLOB to the given endpoints; may repeat.
     /// GLOB is `*`, `/pkg.Svc/Method`, `/pkg.Svc/*` or another prefix ending in `*`.
-    #[arg(long = "route", value_name = "GLOB=ADDR[,ADDR...]")]
+    #[arg(long = "route", global = true, value_name = "GLOB=ADDR[,ADDR...]")]
     pub routes: Vec<String>,
     /// Body path: `raw` forwards frames untouched, `message` de-frames gRPC messages,
     /// `auto` takes raw unless a plugin asks for messages [default: auto].
-    #[arg(long, value_enum)]
+    #[arg(long, global = true, value_enum)]
     pub body_mode: Option<BodyMode>,
     /// TOML configuration file; flags win over it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder of `*.wasm` filter plugins.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
     /// Private folder where compiled plugins are cached (speeds up restarts).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub plugin_cache: Option<PathBuf>,
     /// Do not watch the plugin folder; reload on SIGHUP or `POST /reload` only.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_watch: bool,
     /// Address of the admin listener (metrics, health); off unless set.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub admin: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Validate the configuration (file and flags) and the plugin folder, then exit:
+    /// 0 when valid, 1 with the offending key and line otherwise.
+    Check,
 }
 
 /// How log lines are written.

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sluice::cli::{Cli, LogFormat};
+use sluice::cli::{Cli, Command, LogFormat};
 use sluice::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -15,6 +15,9 @@ fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
     let config = Config::load(&cli.overrides())?;
+    if cli.command == Some(Command::Check) {
+        return check(&config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,6 +31,27 @@ fn main() -> anyhow::Result<()> {
         tracing::info!("sluice stopped");
         Ok(())
     })
+}
+
+/// `sluice check`: the config parsed and validated; the plugin folder must be readable.
+fn check(config: &Config) -> anyhow::Result<()> {
+    if let Some(dir) = &config.plugins {
+        let plugins = sluice::plugin::registry::plugin_files(dir);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "plugin folder {} is not a readable folder",
+            dir.display()
+        );
+        println!("plugins: {} file(s) in {}", plugins.len(), dir.display());
+    }
+    println!(
+        "configuration OK: listen {}, {} route(s), {} cluster(s), body mode {:?}",
+        config.listen,
+        config.routes.len(),
+        config.clusters.len(),
+        config.body_mode
+    );
+    Ok(())
 }
 
 /// Reloads the plugin folder on every SIGHUP.
