@@ -182,6 +182,10 @@ struct FileLimits {
     stream_window_bytes: Option<u32>,
     connection_window_bytes: Option<u32>,
     drain_timeout_ms: Option<u64>,
+    keepalive_interval_ms: Option<u64>,
+    keepalive_timeout_ms: Option<u64>,
+    max_header_list_bytes: Option<u32>,
+    default_deadline_ms: Option<u64>,
 }
 
 /// Settings given on the command line; each wins over the file.
@@ -244,6 +248,15 @@ pub struct Limits {
     pub connection_window_bytes: u32,
     /// On shutdown, how long calls in flight may take to finish.
     pub drain_timeout: Duration,
+    /// HTTP/2 PING interval on client and upstream connections (also while idle), so
+    /// long quiet streams are not cut by middle boxes; `None`: off.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Largest request header list a client may send.
+    pub max_header_list_bytes: u32,
+    /// Deadline given to calls that carry no `grpc-timeout`; `None`: none.
+    pub default_deadline: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -254,6 +267,10 @@ impl Default for Limits {
             stream_window_bytes: 1024 * 1024,
             connection_window_bytes: 8 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(10),
+            max_header_list_bytes: 64 * 1024,
+            default_deadline: None,
         }
     }
 }
@@ -371,6 +388,24 @@ impl Config {
                 .limits
                 .drain_timeout_ms
                 .map_or(defaults.drain_timeout, Duration::from_millis),
+            keepalive_interval: match file.limits.keepalive_interval_ms {
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => defaults.keepalive_interval,
+            },
+            keepalive_timeout: file
+                .limits
+                .keepalive_timeout_ms
+                .map_or(defaults.keepalive_timeout, Duration::from_millis),
+            max_header_list_bytes: file
+                .limits
+                .max_header_list_bytes
+                .unwrap_or(defaults.max_header_list_bytes),
+            default_deadline: file
+                .limits
+                .default_deadline_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
         };
         if limits.max_message_bytes == 0 || limits.max_message_bytes > u32::MAX as usize {
             return Err(invalid(

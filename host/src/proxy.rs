@@ -39,6 +39,7 @@ pub struct Proxy {
     registry: Arc<Registry>,
     body_mode: BodyMode,
     max_message_bytes: usize,
+    default_deadline: Option<std::time::Duration>,
     drain: CancellationToken,
 }
 
@@ -73,6 +74,7 @@ impl Proxy {
             registry,
             body_mode: config.body_mode,
             max_message_bytes: config.limits.max_message_bytes,
+            default_deadline: config.limits.default_deadline,
             drain: CancellationToken::new(),
         }
     }
@@ -135,7 +137,7 @@ impl Proxy {
         };
         let started = Instant::now();
         let deadline = match request.headers().get("grpc-timeout") {
-            None => None,
+            None => self.default_deadline.map(|limit| started + limit),
             Some(value) => match timeout::parse(value.as_bytes()) {
                 Ok(limit) => Some(started + limit),
                 Err(err) => return respond::error(&method, Code::Internal, err.to_string()),

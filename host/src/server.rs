@@ -65,6 +65,9 @@ impl Server {
             .initial_stream_window_size(config.limits.stream_window_bytes)
             .initial_connection_window_size(config.limits.connection_window_bytes)
             .max_pending_accept_reset_streams(1024)
+            .max_header_list_size(config.limits.max_header_list_bytes)
+            .keep_alive_interval(config.limits.keepalive_interval)
+            .keep_alive_timeout(config.limits.keepalive_timeout)
             .auto_date_header(false);
         let registry = match &config.plugins {
             None => Registry::default(),

@@ -46,6 +46,8 @@ pub enum UpstreamError {
 struct Http2Settings {
     stream_window: u32,
     connection_window: u32,
+    keepalive_interval: Option<Duration>,
+    keepalive_timeout: Duration,
 }
 
 /// A cluster: its endpoints and the balancing between them.
@@ -105,6 +107,8 @@ impl Cluster {
         let http2 = Http2Settings {
             stream_window: limits.stream_window_bytes,
             connection_window: limits.connection_window_bytes,
+            keepalive_interval: limits.keepalive_interval,
+            keepalive_timeout: limits.keepalive_timeout,
         };
         Cluster {
             name: config.name.clone(),
@@ -284,6 +288,9 @@ impl Endpoint {
             .initial_stream_window_size(self.http2.stream_window)
             .initial_connection_window_size(self.http2.connection_window)
             .max_concurrent_reset_streams(1024)
+            .keep_alive_interval(self.http2.keepalive_interval)
+            .keep_alive_timeout(self.http2.keepalive_timeout)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream));
         let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
             .await
