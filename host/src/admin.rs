@@ -1,7 +1,7 @@
 //! The admin listener (HTTP/1.1, off unless `--admin` is set): `GET /metrics`
 //! (Prometheus), `GET /plugins` (JSON), `POST /reload`, `GET /healthz`, `GET /readyz`.
 
-use crate::plugin::Registry;
+use crate::proxy::Proxy;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -13,16 +13,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let registry = registry.clone();
+        let proxy = proxy.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(handle(request, registry).await) }
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(handle(request, proxy).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -56,7 +56,8 @@ fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     }
 }
 
-async fn handle(request: Request<Incoming>, registry: Arc<Registry>) -> Response<Full<Bytes>> {
+async fn handle(request: Request<Incoming>, proxy: Arc<Proxy>) -> Response<Full<Bytes>> {
+    let registry = proxy.registry().clone();
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => {
             reply(StatusCode::OK, "text/plain", "ok\n")
@@ -65,7 +66,7 @@ async fn handle(request: Request<Incoming>, registry: Arc<Registry>) -> Response
         (&Method::GET, "/metrics") => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            crate::metrics::render(&registry),
+            crate::metrics::render(&proxy),
         ),
         (&Method::POST, "/reload") => {
             match tokio::task::spawn_blocking(move || registry.reload()).await {

@@ -36,6 +36,9 @@ pub struct Cli {
     /// Do not watch the plugin folder; reload on SIGHUP or `POST /reload` only.
     #[arg(long, global = true)]
     pub no_watch: bool,
+    /// No access-log line per call.
+    #[arg(long, global = true)]
+    pub no_access_log: bool,
     /// Address of the admin listener (metrics, health); off unless set.
     #[arg(long, global = true, value_name = "ADDR")]
     pub admin: Option<String>,
@@ -74,6 +77,7 @@ impl Cli {
             admin: self.admin.clone(),
             plugin_cache: self.plugin_cache.clone(),
             no_watch: self.no_watch,
+            no_access_log: self.no_access_log,
         }
     }
 }

@@ -89,6 +89,7 @@ struct FileConfig {
     limits: FileLimits,
     plugin_cache: Option<PathBuf>,
     watch_plugins: Option<bool>,
+    access_log: Option<bool>,
     #[serde(default)]
     plugin_defaults: FilePluginLimits,
     #[serde(default)]
@@ -209,6 +210,8 @@ pub struct Overrides {
     pub plugin_cache: Option<PathBuf>,
     /// `--no-watch`.
     pub no_watch: bool,
+    /// `--no-access-log`.
+    pub no_access_log: bool,
 }
 
 /// One upstream cluster.
@@ -296,6 +299,8 @@ pub struct Config {
     pub plugin_cache: Option<PathBuf>,
     /// Whether the plugin folder is watched for changes (else: SIGHUP or `POST /reload`).
     pub watch_plugins: bool,
+    /// One log line per call (target `sluice::access`).
+    pub access_log: bool,
     /// Plugin limits and failure policies.
     pub plugin_policies: PluginPolicies,
 }
@@ -450,6 +455,7 @@ impl Config {
             limits,
             plugin_cache: flags.plugin_cache.clone().or(file.plugin_cache),
             watch_plugins: !flags.no_watch && file.watch_plugins.unwrap_or(true),
+            access_log: !flags.no_access_log && file.access_log.unwrap_or(true),
             plugin_policies: PluginPolicies {
                 defaults,
                 overrides,

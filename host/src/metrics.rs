@@ -2,12 +2,18 @@
 //! `prometheus-client`: plugin load results, plugin states, plugin failures and the
 //! counters plugins keep through the `counter-add` import.
 
-use crate::plugin::Registry;
+use crate::proxy::Proxy;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::Ordering;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    cluster: String,
+    endpoint: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
@@ -32,8 +38,32 @@ struct CounterLabels {
 }
 
 /// The metrics text for a scrape.
-pub fn render(plugins: &Registry) -> String {
+pub fn render(proxy: &Proxy) -> String {
+    let plugins = proxy.registry();
     let mut registry = prometheus_client::registry::Registry::default();
+    proxy.metrics().register(&mut registry);
+    let connections = Family::<EndpointLabels, Counter>::default();
+    let in_flight = Family::<EndpointLabels, Gauge>::default();
+    for cluster in proxy.clusters() {
+        for (endpoint, made, calls) in cluster.endpoint_stats() {
+            let labels = EndpointLabels {
+                cluster: cluster.name().to_owned(),
+                endpoint,
+            };
+            connections.get_or_create(&labels).inc_by(made);
+            in_flight.get_or_create(&labels).set(calls as i64);
+        }
+    }
+    registry.register(
+        "sluice_upstream_connections",
+        "Upstream HTTP/2 connections made, by endpoint",
+        connections,
+    );
+    registry.register(
+        "sluice_upstream_in_flight",
+        "Calls in flight, by upstream endpoint",
+        in_flight,
+    );
 
     let loads = Family::<ResultLabel, Counter>::default();
     let counters = plugins.counters();

@@ -6,6 +6,7 @@
 mod headers;
 mod link;
 pub mod message;
+pub mod observe;
 mod request_body;
 mod respond;
 mod response_body;
@@ -26,7 +27,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use link::call_link;
+use observe::{CallMetrics, CallRecord};
 use response_body::CallGuard;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +44,7 @@ pub struct Proxy {
     max_message_bytes: usize,
     default_deadline: Option<std::time::Duration>,
     drain: CancellationToken,
+    metrics: Arc<CallMetrics>,
 }
 
 /// How one direction of a call carries its body.
@@ -76,6 +80,7 @@ impl Proxy {
             max_message_bytes: config.limits.max_message_bytes,
             default_deadline: config.limits.default_deadline,
             drain: CancellationToken::new(),
+            metrics: Arc::new(CallMetrics::new(config.access_log)),
         }
     }
 
@@ -106,8 +111,36 @@ impl Proxy {
         }
     }
 
-    /// Handles one request from a client.
+    /// The call metrics.
+    pub fn metrics(&self) -> &CallMetrics {
+        &self.metrics
+    }
+
+    /// Handles one request from a client, recording it (metrics, access log) when it ends.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let request_bytes = Arc::new(AtomicU64::new(0));
+        let mut record = None;
+        let mut response = self.forward(request, &request_bytes, &mut record).await;
+        if let Some(mut record) = record {
+            if response.body().is_end_stream() {
+                let status = response.headers().get("grpc-status").map_or_else(
+                    || format!("http-{}", response.status().as_u16()),
+                    |s| String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                );
+                record.set_status(status);
+            } else {
+                response.body_mut().observe(record);
+            }
+        }
+        response
+    }
+
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        request_bytes: &Arc<AtomicU64>,
+        record: &mut Option<CallRecord>,
+    ) -> Response<ResponseBody> {
         if request.version() != Version::HTTP_2 {
             return respond::http_error(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
@@ -128,6 +161,11 @@ impl Proxy {
             );
         }
         let method = request.uri().path().to_owned();
+        let call_record = record.insert(CallRecord::new(
+            self.metrics.clone(),
+            &method,
+            request_bytes.clone(),
+        ));
         let Some(cluster) = self.routes.lookup(&method).cloned() else {
             return respond::error(
                 &method,
@@ -135,6 +173,7 @@ impl Proxy {
                 format!("sluice: no route for method {method}"),
             );
         };
+        call_record.set_cluster(cluster.name());
         let started = Instant::now();
         let deadline = match request.headers().get("grpc-timeout") {
             None => self.default_deadline.map(|limit| started + limit),
@@ -222,7 +261,7 @@ impl Proxy {
             Path::Frames => RequestBody::raw(body, hook(Direction::Request), request_link),
             Path::Raw => RequestBody::raw(body, None, request_link),
         };
-        let mut upstream_request = Request::new(body);
+        let mut upstream_request = Request::new(body.count_bytes(request_bytes.clone()));
         *upstream_request.method_mut() = Method::POST;
         *upstream_request.uri_mut() = upstream_uri(&parts.uri, &parts.headers);
         *upstream_request.headers_mut() = parts.headers;
@@ -262,6 +301,9 @@ impl Proxy {
                 Err(err) => return upstream_error(&method, err),
             },
         };
+        if let Some(record) = record {
+            record.set_endpoint(in_flight.endpoint());
+        }
         let (mut parts, body) = response.into_parts();
         let trailers_hook = hook(Direction::Response).filter(|_| wants_trailers);
         if body.is_end_stream() {

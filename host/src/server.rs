@@ -146,7 +146,7 @@ impl Server {
         let counters = tokio::spawn(log_plugin_counters(self.proxy.registry().clone()));
         let admin = self
             .admin
-            .map(|listener| tokio::spawn(admin::serve(listener, self.proxy.registry().clone())));
+            .map(|listener| tokio::spawn(admin::serve(listener, self.proxy.clone())));
         let _watcher = self.watcher;
         let http = self.http;
         let graceful = GracefulShutdown::new();

@@ -148,6 +148,20 @@ impl Cluster {
             .collect()
     }
 
+    /// Per endpoint: address, TCP connections made so far, calls in flight.
+    pub fn endpoint_stats(&self) -> Vec<(String, u64, usize)> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.address.clone(),
+                    e.connects.load(Ordering::Relaxed),
+                    e.in_flight.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Sends `request` to an endpoint and waits for the response headers.
     pub async fn send(
         &self,

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 /// Error type of proxy bodies; hyper resets the stream with the HTTP/2 reason found in it.
@@ -21,6 +23,7 @@ pub struct RequestBody {
     stage: Option<Box<MessageStage>>,
     frame_hook: Option<BodyHook>,
     link: RequestLink,
+    bytes: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
@@ -31,6 +34,7 @@ impl RequestBody {
             stage: None,
             frame_hook,
             link,
+            bytes: None,
         }
     }
 
@@ -41,7 +45,16 @@ impl RequestBody {
             stage: Some(Box::new(stage)),
             frame_hook: None,
             link,
+            bytes: None,
         }
+    }
+}
+
+impl RequestBody {
+    /// Counts the client's body bytes into `bytes`.
+    pub fn count_bytes(mut self, bytes: Arc<AtomicU64>) -> RequestBody {
+        self.bytes = Some(bytes);
+        self
     }
 }
 
@@ -83,6 +96,9 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
+            if let (Some(bytes), Some(data)) = (&this.bytes, frame.data_ref()) {
+                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
             let Some(stage) = &mut this.stage else {
                 let Some(hook) = &this.frame_hook else {
                     return Poll::Ready(Some(Ok(frame)));

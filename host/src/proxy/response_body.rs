@@ -5,6 +5,7 @@
 
 use super::link::ResponseLink;
 use super::message::MessageStage;
+use super::observe::CallRecord;
 use super::request_body::BodyError;
 use crate::grpc::{Code, Status};
 use crate::plugin::BodyHook;
@@ -23,6 +24,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 pub struct ResponseBody {
     state: State,
     call: Option<Box<CallGuard>>,
+    record: Option<Box<CallRecord>>,
 }
 
 /// What a streaming response holds until it ends.
@@ -62,6 +64,7 @@ impl ResponseBody {
         ResponseBody {
             state: State::Done,
             call: None,
+            record: None,
         }
     }
 
@@ -70,6 +73,7 @@ impl ResponseBody {
         ResponseBody {
             state: State::Text(Bytes::from_static(text.as_bytes())),
             call: None,
+            record: None,
         }
     }
 
@@ -78,6 +82,7 @@ impl ResponseBody {
         ResponseBody {
             state: State::Raw(inner),
             call: Some(Box::new(call)),
+            record: None,
         }
     }
 
@@ -86,7 +91,13 @@ impl ResponseBody {
         ResponseBody {
             state: State::Message(inner, Box::new(stage)),
             call: Some(Box::new(call)),
+            record: None,
         }
+    }
+
+    /// Records the call (metrics, access log) as its frames go out; recorded on drop.
+    pub fn observe(&mut self, record: CallRecord) {
+        self.record = Some(Box::new(record));
     }
 
     /// Ends the call with `status` in the trailers, dropping (and so resetting) the
@@ -131,6 +142,25 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        let polled = this.poll_next(cx);
+        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (&mut this.record, &polled) {
+            if let Some(data) = frame.data_ref() {
+                record.add_response_bytes(data.len());
+            } else if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
+                record.set_status(String::from_utf8_lossy(status.as_bytes()));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+impl ResponseBody {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self;
         if let Some(call) = &mut this.call {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
@@ -219,9 +249,5 @@ impl Body for ResponseBody {
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
     }
 }

@@ -1,0 +1,173 @@
+//! What each call leaves behind: Prometheus series (calls by method and status, duration,
+//! bytes in and out) and, unless turned off, one access-log line.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// Distinct method labels kept; further methods are counted as `other` (clients choose
+/// method names, so an unbounded label set would be a memory leak).
+const MAX_METHOD_LABELS: usize = 1024;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+/// The proxy's call metrics.
+#[derive(Debug)]
+pub struct CallMetrics {
+    calls: Family<CallLabels, Counter>,
+    duration: Histogram,
+    bytes: Family<DirectionLabel, Counter>,
+    methods: RwLock<HashSet<String>>,
+    access_log: bool,
+}
+
+impl CallMetrics {
+    /// Metrics, and access-log lines if `access_log`.
+    pub fn new(access_log: bool) -> CallMetrics {
+        CallMetrics {
+            calls: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.0001, 2.5, 14)),
+            bytes: Family::default(),
+            methods: RwLock::new(HashSet::new()),
+            access_log,
+        }
+    }
+
+    /// Adds the call series to a metrics registry being rendered.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "sluice_calls",
+            "Calls by method and final gRPC status code",
+            self.calls.clone(),
+        );
+        registry.register(
+            "sluice_call_duration_seconds",
+            "Call duration, from request headers to the end of the response",
+            self.duration.clone(),
+        );
+        registry.register(
+            "sluice_body_bytes",
+            "Body bytes through the proxy by direction",
+            self.bytes.clone(),
+        );
+    }
+
+    fn method_label(&self, method: &str) -> String {
+        if self.methods.read().expect("methods lock").contains(method) {
+            return method.to_owned();
+        }
+        let mut methods = self.methods.write().expect("methods lock");
+        if methods.len() < MAX_METHOD_LABELS {
+            methods.insert(method.to_owned());
+            method.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
+}
+
+/// One call being observed; recorded once, when it ends.
+#[derive(Debug)]
+pub struct CallRecord {
+    metrics: Arc<CallMetrics>,
+    method: String,
+    cluster: String,
+    endpoint: Option<String>,
+    started: Instant,
+    request_bytes: Arc<AtomicU64>,
+    response_bytes: u64,
+    status: Option<String>,
+}
+
+impl CallRecord {
+    /// Starts observing a call of `method` (cluster `-` until routed).
+    pub fn new(
+        metrics: Arc<CallMetrics>,
+        method: &str,
+        request_bytes: Arc<AtomicU64>,
+    ) -> CallRecord {
+        CallRecord {
+            metrics,
+            method: method.to_owned(),
+            cluster: "-".to_owned(),
+            endpoint: None,
+            started: Instant::now(),
+            request_bytes,
+            response_bytes: 0,
+            status: None,
+        }
+    }
+
+    /// The cluster the call was routed to.
+    pub fn set_cluster(&mut self, cluster: &str) {
+        cluster.clone_into(&mut self.cluster);
+    }
+
+    /// The endpoint the call went to.
+    pub fn set_endpoint(&mut self, endpoint: &str) {
+        self.endpoint = Some(endpoint.to_owned());
+    }
+
+    /// Counts response body bytes.
+    pub fn add_response_bytes(&mut self, bytes: usize) {
+        self.response_bytes += bytes as u64;
+    }
+
+    /// The final status (`grpc-status`, or `http-NNN` for non-gRPC answers).
+    pub fn set_status(&mut self, status: impl Into<String>) {
+        self.status = Some(status.into());
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        // A call that ended without a status was cut off (client gone, reset).
+        let code = self.status.take().unwrap_or_else(|| "reset".to_owned());
+        let elapsed = self.started.elapsed();
+        let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+        let metrics = &self.metrics;
+        metrics
+            .calls
+            .get_or_create(&CallLabels {
+                method: metrics.method_label(&self.method),
+                code: code.clone(),
+            })
+            .inc();
+        metrics.duration.observe(elapsed.as_secs_f64());
+        metrics
+            .bytes
+            .get_or_create(&DirectionLabel { direction: "in" })
+            .inc_by(request_bytes);
+        metrics
+            .bytes
+            .get_or_create(&DirectionLabel { direction: "out" })
+            .inc_by(self.response_bytes);
+        if metrics.access_log {
+            tracing::info!(
+                target: "sluice::access",
+                method = %self.method,
+                cluster = %self.cluster,
+                endpoint = self.endpoint.as_deref().unwrap_or("-"),
+                status = %code,
+                duration_us = elapsed.as_micros() as u64,
+                bytes_in = request_bytes,
+                bytes_out = self.response_bytes,
+                "call"
+            );
+        }
+    }
+}
