@@ -82,6 +82,15 @@ fn missing_file_is_an_error() {
 #[test]
 fn example_config_is_valid() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sluice.example.toml");
-    let output = Command::new(binary()).arg("check").arg("--config").arg(example).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(binary())
+        .arg("check")
+        .arg("--config")
+        .arg(example)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
