@@ -94,3 +94,14 @@ impl PluginDir {
         std::fs::remove_file(self.path.join(name)).expect("remove file");
     }
 }
+
+/// The `sluice` binary of this workspace (debug build), failing clearly if missing.
+pub fn sluice_binary() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo build -p sluice` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

@@ -4,15 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo build -p sluice` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
+use sluice_tests::plugins::sluice_binary as binary;
 
 fn check(config: &str) -> (bool, String) {
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));

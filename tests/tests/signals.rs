@@ -5,19 +5,10 @@ use sluice_tests::fixture::{Upstream, init_logs};
 use sluice_tests::pb::testing::test_service_client::TestServiceClient;
 use sluice_tests::pb::testing::*;
 use sluice_tests::plugins::PluginDir;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo build -p sluice` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
+use sluice_tests::plugins::sluice_binary as binary;
 
 /// Signals the child this test started, by its PID.
 fn signal(child: &Child, name: &str) {
