@@ -140,14 +140,6 @@ impl Cluster {
         &self.name
     }
 
-    /// TCP connections made so far to each endpoint, as `(address, count)`.
-    pub fn connection_counts(&self) -> Vec<(String, u64)> {
-        self.endpoints
-            .iter()
-            .map(|e| (e.address.clone(), e.connects.load(Ordering::Relaxed)))
-            .collect()
-    }
-
     /// Per endpoint: address, TCP connections made so far, calls in flight.
     pub fn endpoint_stats(&self) -> Vec<(String, u64, usize)> {
         self.endpoints

@@ -261,9 +261,9 @@ async fn sequential_calls_reuse_connections() {
         upstream.connections()
     );
     let counted: u64 = proxy.proxy.clusters()[0]
-        .connection_counts()
+        .endpoint_stats()
         .iter()
-        .map(|(_, n)| n)
+        .map(|(_, made, _)| made)
         .sum();
     assert_eq!(counted as usize, upstream.connections());
 }

@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 pub struct MessageStage {
     deframer: Deframer,
     out: BytesMut,
-    messages: u64,
     hook: Option<BodyHook>,
     /// An error found after messages that must still be delivered first.
     pending_error: Option<Status>,
@@ -24,7 +23,6 @@ impl MessageStage {
         MessageStage {
             deframer: Deframer::new(encoding, max_message_len),
             out: BytesMut::new(),
-            messages: 0,
             hook,
             pending_error: None,
         }
@@ -46,7 +44,6 @@ impl MessageStage {
 
     fn drain(&mut self) -> Result<(), Status> {
         while let Some(message) = self.deframer.next_message().map_err(|e| e.to_status())? {
-            self.messages += 1;
             let message = match &self.hook {
                 None => message,
                 Some(hook) => match hook.message(message)? {
@@ -67,10 +64,5 @@ impl MessageStage {
     /// Called at the end of the body: it must end on a message boundary.
     pub fn on_end(&self) -> Result<(), Status> {
         self.deframer.finish().map_err(|e| e.to_status())
-    }
-
-    /// Messages seen so far.
-    pub fn messages(&self) -> u64 {
-        self.messages
     }
 }
