@@ -70,8 +70,7 @@ impl LoadedPlugin {
             .file_stem()
             .and_then(|s| s.to_str())
             .ok_or("file name is not UTF-8")?;
-        let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-        let config = std::fs::read_to_string(file.with_extension("toml")).unwrap_or_default();
+        let (bytes, config) = read_version(file)?;
         LoadedPlugin::compile(runtime, name, file, &bytes, config, limits)
     }
 
@@ -239,4 +238,16 @@ fn configure(instance: &mut Instance, config: &str) -> Result<super::bindings::I
         .call_configure(&mut instance.store, config)
         .map_err(|e| format!("configure trapped: {e:#}"))?
         .map_err(|e| format!("configure refused the config: {e}"))
+}
+
+/// The wasm bytes and the config text (`NAME.toml` beside `NAME.wasm`, or empty).
+pub fn read_version(file: &Path) -> Result<(Vec<u8>, String), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+    let config_path = file.with_extension("toml");
+    let config = match std::fs::read_to_string(&config_path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(format!("cannot read {}: {err}", config_path.display())),
+    };
+    Ok((bytes, config))
 }

@@ -5,7 +5,7 @@
 //! config are unchanged, and keeps the last good version of a plugin whose new version
 //! is refused.
 
-use super::loaded::{LoadedPlugin, digest};
+use super::loaded::{LoadedPlugin, digest, read_version};
 use super::runtime::Runtime;
 use crate::config::{BodyMode, PluginPolicies};
 use arc_swap::ArcSwap;
@@ -301,18 +301,6 @@ fn served(plugin: &LoadedPlugin) -> PluginState {
         last_error: None,
         refused_sha256: None,
     }
-}
-
-/// The wasm bytes and the config text (`NAME.toml` beside `NAME.wasm`, or empty).
-fn read_version(file: &Path) -> Result<(Vec<u8>, String), String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-    let config_path = file.with_extension("toml");
-    let config = match std::fs::read_to_string(&config_path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => return Err(format!("cannot read {}: {err}", config_path.display())),
-    };
-    Ok((bytes, config))
 }
 
 /// The plugin files of `dir`, sorted by name: `*.wasm`, not hidden.
