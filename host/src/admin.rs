@@ -1,5 +1,6 @@
 //! The admin listener (HTTP/1.1, off unless `--admin` is set): `GET /metrics`
-//! (Prometheus), `GET /plugins` (JSON), `POST /reload`, `GET /healthz`, `GET /readyz`.
+//! (Prometheus), `GET /plugins` (JSON), `POST /reload` (plugins and
+//! certificates), `GET /healthz`, `GET /readyz`.
 
 use crate::proxy::Proxy;
 use bytes::Bytes;
@@ -69,7 +70,12 @@ async fn handle(request: Request<Incoming>, proxy: Arc<Proxy>) -> Response<Full<
             crate::metrics::render(&proxy),
         ),
         (&Method::POST, "/reload") => {
-            match tokio::task::spawn_blocking(move || registry.reload()).await {
+            let certificates = proxy.certificates().clone();
+            let reload = move || {
+                certificates.reload();
+                registry.reload()
+            };
+            match tokio::task::spawn_blocking(reload).await {
                 Ok(report) => {
                     tracing::info!(loaded = ?report.loaded, refused = report.refused.len(), "reload requested over the admin listener");
                     json(&report)

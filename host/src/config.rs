@@ -8,6 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod health;
+mod tls;
+
+pub use health::HealthCheck;
+pub use tls::{ListenerTls, UpstreamTls};
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default upstream when neither flags nor file name one.
@@ -94,6 +100,7 @@ struct FileConfig {
     plugin_defaults: FilePluginLimits,
     #[serde(default)]
     plugin: BTreeMap<String, FilePluginLimits>,
+    tls: Option<tls::FileListenerTls>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -173,6 +180,8 @@ struct FileCluster {
     connections_per_endpoint: Option<usize>,
     connect_timeout_ms: Option<u64>,
     balancing: Option<Balancing>,
+    tls: Option<tls::FileUpstreamTls>,
+    health_check: Option<health::FileHealthCheck>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +196,7 @@ struct FileLimits {
     keepalive_timeout_ms: Option<u64>,
     max_header_list_bytes: Option<u32>,
     default_deadline_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
 }
 
 /// Settings given on the command line; each wins over the file.
@@ -227,6 +237,10 @@ pub struct ClusterConfig {
     pub connect_timeout: Duration,
     /// Balancing across endpoints.
     pub balancing: Balancing,
+    /// TLS to the endpoints; `None`: plaintext HTTP/2 (h2c).
+    pub tls: Option<UpstreamTls>,
+    /// Active health checks; `None`: only passive ejection on connect failures.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// A route: calls whose method matches `pattern` go to `cluster`.
@@ -260,6 +274,8 @@ pub struct Limits {
     pub max_header_list_bytes: u32,
     /// Deadline given to calls that carry no `grpc-timeout`; `None`: none.
     pub default_deadline: Option<Duration>,
+    /// A client connection with no call open for this long is closed (GOAWAY); `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -274,6 +290,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(10),
             max_header_list_bytes: 64 * 1024,
             default_deadline: None,
+            idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -303,6 +320,8 @@ pub struct Config {
     pub access_log: bool,
     /// Plugin limits and failure policies.
     pub plugin_policies: PluginPolicies,
+    /// TLS on the gRPC listener; `None`: plaintext HTTP/2 (h2c).
+    pub tls: Option<ListenerTls>,
 }
 
 const DEFAULT_CONNECTIONS: usize = 2;
@@ -411,6 +430,11 @@ impl Config {
                 .default_deadline_ms
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
+            idle_timeout: match file.limits.idle_timeout_ms {
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => defaults.idle_timeout,
+            },
         };
         if limits.max_message_bytes == 0 || limits.max_message_bytes > u32::MAX as usize {
             return Err(invalid(
@@ -460,6 +484,7 @@ impl Config {
                 defaults,
                 overrides,
             },
+            tls: file.tls.map(tls::FileListenerTls::check).transpose()?,
         })
     }
 }
@@ -515,6 +540,8 @@ fn file_cluster(name: String, cluster: FileCluster) -> Result<ClusterConfig, Con
         connections_per_endpoint: connections,
         connect_timeout,
         balancing: cluster.balancing.unwrap_or_default(),
+        tls: cluster.tls.map(|t| t.check(&key)).transpose()?,
+        health_check: cluster.health_check.map(|h| h.check(&key)).transpose()?,
     })
 }
 
@@ -542,6 +569,8 @@ fn flag_route(
                 connections_per_endpoint: DEFAULT_CONNECTIONS,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 balancing: Balancing::default(),
+                tls: None,
+                health_check: None,
             });
             clusters.len() - 1
         }

@@ -12,7 +12,9 @@ pub mod plugin;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod tls;
 pub mod upstream;
+pub mod watch;
 
 pub use config::{BodyMode, Config, ConfigError, Overrides};
 pub use server::{Server, ServerError};

@@ -26,14 +26,15 @@ fn main() -> anyhow::Result<()> {
         let server = Server::bind(&config).await?;
         tracing::info!(listen = %server.local_addr(), admin = ?server.admin_addr(), routes = config.routes.len(), body_mode = ?config.body_mode, "sluice is serving");
         #[cfg(unix)]
-        tokio::spawn(reload_on_sighup(server.proxy().registry().clone()));
+        tokio::spawn(reload_on_sighup(server.proxy().clone()));
         server.run(shutdown_signal()).await;
         tracing::info!("sluice stopped");
         Ok(())
     })
 }
 
-/// `sluice check`: the config parsed and validated; the plugin folder must be readable.
+/// `sluice check`: the config parsed and validated; the plugin folder must be readable and
+/// every certificate, key and CA file usable.
 fn check(config: &Config) -> anyhow::Result<()> {
     if let Some(dir) = &config.plugins {
         let plugins = sluice::plugin::registry::plugin_files(dir);
@@ -43,6 +44,13 @@ fn check(config: &Config) -> anyhow::Result<()> {
             dir.display()
         );
         println!("plugins: {} file(s) in {}", plugins.len(), dir.display());
+    }
+    let certificates = sluice::tls::Certificates::load(config)?;
+    if !certificates.is_empty() {
+        println!(
+            "TLS: {} certificate file(s) read",
+            certificates.paths().len()
+        );
     }
     println!(
         "configuration OK: listen {}, {} route(s), {} cluster(s), body mode {:?}",
@@ -54,17 +62,22 @@ fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads the plugin folder on every SIGHUP.
+/// Reloads the plugin folder and the certificates on every SIGHUP.
 #[cfg(unix)]
-async fn reload_on_sighup(registry: std::sync::Arc<sluice::plugin::Registry>) {
+async fn reload_on_sighup(proxy: std::sync::Arc<sluice::proxy::Proxy>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install a SIGHUP handler: reload by SIGHUP is off");
         return;
     };
     while hangups.recv().await.is_some() {
-        let registry = registry.clone();
-        if let Ok(report) = tokio::task::spawn_blocking(move || registry.reload()).await {
+        let registry = proxy.registry().clone();
+        let certificates = proxy.certificates().clone();
+        let reload = move || {
+            certificates.reload();
+            registry.reload()
+        };
+        if let Ok(report) = tokio::task::spawn_blocking(reload).await {
             tracing::info!(loaded = ?report.loaded, refused = report.refused.len(), removed = ?report.removed, "SIGHUP: plugins reloaded");
         }
     }

@@ -1,7 +1,9 @@
 //! Prometheus metrics in the text format, built from the live state at each scrape with
-//! `prometheus-client`: plugin load results, plugin states, plugin failures and the
-//! counters plugins keep through the `counter-add` import.
+//! `prometheus-client`: calls, upstream endpoints, plugin load results, plugin states,
+//! plugin hook calls by verdict, plugin failures by kind and the counters plugins keep
+//! through the `counter-add` import.
 
+use crate::plugin::stats::{FailureKind, Hook, Outcome};
 use crate::proxy::Proxy;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +18,13 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStateLabels {
+    cluster: String,
+    endpoint: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -23,6 +32,19 @@ struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabel {
     plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    plugin: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    plugin: String,
+    hook: &'static str,
+    verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,17 +65,39 @@ pub fn render(proxy: &Proxy) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     proxy.metrics().register(&mut registry);
     let connections = Family::<EndpointLabels, Counter>::default();
+    let open = Family::<EndpointLabels, Gauge>::default();
     let in_flight = Family::<EndpointLabels, Gauge>::default();
+    let states = Family::<EndpointStateLabels, Gauge>::default();
     for cluster in proxy.clusters() {
-        for (endpoint, made, calls) in cluster.endpoint_stats() {
+        for stats in cluster.endpoint_stats() {
             let labels = EndpointLabels {
                 cluster: cluster.name().to_owned(),
-                endpoint,
+                endpoint: stats.address,
             };
-            connections.get_or_create(&labels).inc_by(made);
-            in_flight.get_or_create(&labels).set(calls as i64);
+            connections.get_or_create(&labels).inc_by(stats.connects);
+            open.get_or_create(&labels).set(stats.open as i64);
+            in_flight.get_or_create(&labels).set(stats.in_flight as i64);
+            for state in ["healthy", "backoff", "unhealthy"] {
+                states
+                    .get_or_create(&EndpointStateLabels {
+                        cluster: labels.cluster.clone(),
+                        endpoint: labels.endpoint.clone(),
+                        state,
+                    })
+                    .set(i64::from(state == stats.state));
+            }
         }
     }
+    registry.register(
+        "sluice_upstream_open_connections",
+        "Upstream HTTP/2 connections open now, by endpoint",
+        open,
+    );
+    registry.register(
+        "sluice_upstream_endpoint_state",
+        "1 for the endpoint's current state: healthy, backoff (ejected after connect failures) or unhealthy (failing active health checks)",
+        states,
+    );
     registry.register(
         "sluice_upstream_connections",
         "Upstream HTTP/2 connections made, by endpoint",
@@ -97,19 +141,35 @@ pub fn render(proxy: &Proxy) -> String {
         states,
     );
 
-    let failures = Family::<PluginLabel, Counter>::default();
+    let failures = Family::<FailureLabels, Counter>::default();
     let skipped = Family::<PluginLabel, Counter>::default();
+    let calls = Family::<HookLabels, Counter>::default();
     let plugin_counters = Family::<CounterLabels, Counter>::default();
     for plugin in plugins.snapshot().plugins() {
         let label = PluginLabel {
             plugin: plugin.name().to_owned(),
         };
-        failures
-            .get_or_create(&label)
-            .inc_by(plugin.failures().failures.load(Ordering::Relaxed));
-        skipped
-            .get_or_create(&label)
-            .inc_by(plugin.failures().skipped.load(Ordering::Relaxed));
+        let stats = plugin.stats();
+        for kind in FailureKind::ALL {
+            failures
+                .get_or_create(&FailureLabels {
+                    plugin: label.plugin.clone(),
+                    kind: kind.label(),
+                })
+                .inc_by(stats.failures(kind));
+        }
+        skipped.get_or_create(&label).inc_by(stats.skipped());
+        for hook in Hook::ALL.into_iter().filter(|h| plugin.wants_hook(*h)) {
+            for outcome in Outcome::ALL {
+                calls
+                    .get_or_create(&HookLabels {
+                        plugin: label.plugin.clone(),
+                        hook: hook.label(),
+                        verdict: outcome.label(),
+                    })
+                    .inc_by(stats.outcomes(hook, outcome));
+            }
+        }
         for (name, value) in plugin.counters().snapshot() {
             plugin_counters
                 .get_or_create(&CounterLabels {
@@ -120,8 +180,13 @@ pub fn render(proxy: &Proxy) -> String {
         }
     }
     registry.register(
+        "sluice_plugin_calls",
+        "Plugin hook calls by plugin, hook and verdict (serving versions)",
+        calls,
+    );
+    registry.register(
         "sluice_plugin_failures",
-        "Plugin hook calls that trapped, timed out or broke a limit (serving versions)",
+        "Plugin failures by kind: deadline, trap, limit, start (serving versions)",
         failures,
     );
     registry.register(

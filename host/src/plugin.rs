@@ -6,6 +6,7 @@ pub mod chain;
 pub mod loaded;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 pub mod watcher;
 
 pub use chain::{BodyHook, CallPlugins, Direction};

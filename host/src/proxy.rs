@@ -21,6 +21,7 @@ use crate::grpc::{Code, Encoding, Status, timeout};
 use crate::plugin::bindings::{CallInfo, Hooks};
 use crate::plugin::{BodyHook, CallPlugins, Direction, Registry};
 use crate::routing::RouteTable;
+use crate::tls::Certificates;
 use crate::upstream::{Cluster, UpstreamError};
 use headers::{is_grpc_content_type, restrict_accept_encoding, upstream_uri};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -45,6 +46,7 @@ pub struct Proxy {
     default_deadline: Option<std::time::Duration>,
     drain: CancellationToken,
     metrics: Arc<CallMetrics>,
+    certificates: Arc<Certificates>,
 }
 
 /// How one direction of a call carries its body.
@@ -60,11 +62,12 @@ enum Path {
 
 impl Proxy {
     /// Builds routes and clusters from `config`, with the plugins of `registry`.
-    pub fn new(config: &Config, registry: Arc<Registry>) -> Proxy {
+    pub fn new(config: &Config, registry: Arc<Registry>, certificates: Arc<Certificates>) -> Proxy {
         let clusters: Vec<Arc<Cluster>> = config
             .clusters
             .iter()
-            .map(|c| Arc::new(Cluster::new(c, &config.limits)))
+            .enumerate()
+            .map(|(i, c)| Arc::new(Cluster::new(c, &config.limits, certificates.cluster(i))))
             .collect();
         let routes = RouteTable::new(
             config
@@ -81,7 +84,13 @@ impl Proxy {
             default_deadline: config.limits.default_deadline,
             drain: CancellationToken::new(),
             metrics: Arc::new(CallMetrics::new(config.access_log)),
+            certificates,
         }
+    }
+
+    /// The TLS settings (listener and clusters), for reloads.
+    pub fn certificates(&self) -> &Arc<Certificates> {
+        &self.certificates
     }
 
     /// Cancelled when a shutdown's drain timeout passes: calls still running then end
@@ -197,7 +206,12 @@ impl Proxy {
                     .map(|at| at.saturating_duration_since(started).as_millis() as u64),
             };
             match CallPlugins::start(&chain, &info) {
-                Ok(started) => plugins = started,
+                Ok(started) => {
+                    if let Some(started) = &started {
+                        call_record.set_plugin_actions(started.actions());
+                    }
+                    plugins = started;
+                }
                 Err(status) => return respond::error(&method, status.code, status.message),
             }
         }

@@ -1,20 +1,24 @@
-//! The listener: accepts TCP connections (TCP_NODELAY, a deep backlog), speaks HTTP/2 (and
-//! enough HTTP/1.1 to refuse it clearly) and hands every request to the proxy.
+//! The listener: accepts TCP connections (TCP_NODELAY, a deep backlog), optionally TLS,
+//! speaks HTTP/2 (and enough HTTP/1.1 to refuse it clearly) and hands every request to the
+//! proxy; on shutdown it drains.
+
+mod connection;
 
 use crate::admin;
 use crate::config::Config;
 use crate::plugin::watcher::{self, Watcher};
 use crate::plugin::{PluginSource, Registry, Runtime};
 use crate::proxy::Proxy;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use crate::tls::Certificates;
+use crate::watch::FolderWatch;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const LISTEN_BACKLOG: u32 = 4096;
 
@@ -24,6 +28,9 @@ pub enum ServerError {
     /// The plugin runtime could not start.
     #[error("cannot start the plugin runtime: {0}")]
     Plugins(String),
+    /// A certificate, key or CA file could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The listen address could not be resolved or bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -42,12 +49,15 @@ pub struct Server {
     admin: Option<TcpListener>,
     proxy: Arc<Proxy>,
     http: auto::Builder<TokioExecutor>,
+    idle_timeout: Option<std::time::Duration>,
     watcher: Option<Watcher>,
+    certificate_watcher: Option<FolderWatch>,
 }
 
 impl Server {
     /// Binds the listener and prepares the proxy from `config`.
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
+        let certificates = Arc::new(Certificates::load(config)?);
         let bind_error = |source| ServerError::Bind {
             address: config.listen.clone(),
             source,
@@ -82,7 +92,7 @@ impl Server {
                     let runtime = Runtime::new(cache.as_deref())
                         .map_err(|e| ServerError::Plugins(e.to_string()))?;
                     let (dir, body_mode, policies) = source;
-                    Ok(Registry::open(PluginSource {
+                    Ok::<_, ServerError>(Registry::open(PluginSource {
                         runtime,
                         dir,
                         body_mode,
@@ -112,13 +122,16 @@ impl Server {
                 )
             }
         };
+        let certificate_watcher = watch_certificates(&certificates)?;
         Ok(Server {
             listener,
             drain_timeout: config.limits.drain_timeout,
             admin,
-            proxy: Arc::new(Proxy::new(config, registry)),
+            proxy: Arc::new(Proxy::new(config, registry, certificates)),
             http,
+            idle_timeout: config.limits.idle_timeout,
             watcher,
+            certificate_watcher,
         })
     }
 
@@ -147,9 +160,21 @@ impl Server {
         let admin = self
             .admin
             .map(|listener| tokio::spawn(admin::serve(listener, self.proxy.clone())));
-        let _watcher = self.watcher;
-        let http = self.http;
-        let graceful = GracefulShutdown::new();
+        let health_checks: Vec<_> = self
+            .proxy
+            .clusters()
+            .iter()
+            .flat_map(|cluster| cluster.start_health_checks())
+            .collect();
+        let _watchers = (self.watcher, self.certificate_watcher);
+        let connections = TaskTracker::new();
+        let shared = connection::Shared {
+            http: Arc::new(self.http),
+            proxy: self.proxy.clone(),
+            tls: self.proxy.certificates().listener().cloned(),
+            idle_timeout: self.idle_timeout,
+            stop: CancellationToken::new(),
+        };
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -167,26 +192,15 @@ impl Server {
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
             }
-            let proxy = self.proxy.clone();
-            let service = service_fn(move |request| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(request).await) }
-            });
-            let connection = http
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(%peer, "client connection ended: {err}");
-                }
-            });
+            connections.spawn(connection::serve(shared.clone(), stream, peer));
         }
         // Drain: no new connections; GOAWAY on the open ones; calls in flight may finish.
         drop(self.listener);
         let drain_timeout = self.drain_timeout;
         tracing::info!(?drain_timeout, "shutting down: draining calls in flight");
-        let all_closed = graceful.shutdown();
+        shared.stop.cancel();
+        connections.close();
+        let all_closed = connections.wait();
         tokio::pin!(all_closed);
         tokio::select! {
             () = &mut all_closed => tracing::info!("drained: every connection closed"),
@@ -196,6 +210,9 @@ impl Server {
                 // Let the UNAVAILABLE trailers go out.
                 let _ = tokio::time::timeout(DRAIN_FLUSH, &mut all_closed).await;
             }
+        }
+        for check in health_checks {
+            check.abort();
         }
         counters.abort();
         if let Some(admin) = admin {
@@ -224,6 +241,34 @@ async fn log_plugin_counters(registry: Arc<Registry>) {
             }
         }
     }
+}
+
+/// Watches the folders of every certificate, key and CA file in use and reloads them all
+/// after a change; `None` without TLS.
+fn watch_certificates(
+    certificates: &Arc<Certificates>,
+) -> Result<Option<FolderWatch>, ServerError> {
+    if certificates.is_empty() {
+        return Ok(None);
+    }
+    let folders: Vec<_> = certificates
+        .paths()
+        .iter()
+        .map(|path| match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        })
+        .collect();
+    let weak = Arc::downgrade(certificates);
+    crate::watch::watch_folders("certificate folders", &folders, move || {
+        let Some(certificates) = weak.upgrade() else {
+            return false;
+        };
+        certificates.reload();
+        true
+    })
+    .map(Some)
+    .map_err(ServerError::Plugins)
 }
 
 fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {

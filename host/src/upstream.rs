@@ -2,10 +2,12 @@
 //! connections over which calls are multiplexed. Connections are made lazily (one
 //! attempt at a time per connection slot), replaced when they close, and an endpoint
 //! whose connects fail is backed off exponentially. A call that never reached an
-//! upstream (its connection had closed) is retried on another connection.
+//! upstream (its connection had closed) is retried on another connection. Endpoints may
+//! speak TLS (per cluster) and be health-checked actively (`health` module).
 
-use crate::config::{Balancing, ClusterConfig, Limits};
+use crate::config::{Balancing, ClusterConfig, HealthCheck, Limits};
 use crate::proxy::RequestBody;
+use crate::tls::ClientTls;
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -16,6 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+mod health;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -57,6 +61,8 @@ pub struct Cluster {
     endpoints: Vec<Arc<Endpoint>>,
     next: AtomicUsize,
     balancing: Balancing,
+    tls: bool,
+    health_check: Option<HealthCheck>,
 }
 
 #[derive(Debug)]
@@ -68,14 +74,37 @@ struct Endpoint {
     connects: AtomicU64,
     connect_timeout: Duration,
     http2: Http2Settings,
+    tls: Option<Arc<ClientTls>>,
     health: Mutex<Health>,
 }
 
 #[derive(Debug, Default)]
 struct Health {
+    /// Consecutive connect failures (passive ejection with backoff).
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
+    /// Taken out of rotation by active health checks.
+    unhealthy: bool,
+    probe_failures: u32,
+    probe_successes: u32,
+    last_probe_error: String,
+}
+
+/// A snapshot of one endpoint for metrics.
+#[derive(Clone, Debug)]
+pub struct EndpointStats {
+    /// `host:port`.
+    pub address: String,
+    /// Connections made so far.
+    pub connects: u64,
+    /// Pool connections open now.
+    pub open: usize,
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// `healthy`, `backoff` (ejected after connect failures) or `unhealthy` (failed
+    /// active health checks).
+    pub state: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -103,7 +132,7 @@ impl InFlight {
 
 impl Cluster {
     /// A cluster from its configuration; nothing connects until the first call.
-    pub fn new(config: &ClusterConfig, limits: &Limits) -> Cluster {
+    pub fn new(config: &ClusterConfig, limits: &Limits, tls: Option<Arc<ClientTls>>) -> Cluster {
         let http2 = Http2Settings {
             stream_window: limits.stream_window_bytes,
             connection_window: limits.connection_window_bytes,
@@ -126,13 +155,28 @@ impl Cluster {
                         connects: AtomicU64::new(0),
                         connect_timeout: config.connect_timeout,
                         http2: http2.clone(),
+                        tls: tls.clone(),
                         health: Mutex::new(Health::default()),
                     })
                 })
                 .collect(),
             next: AtomicUsize::new(0),
             balancing: config.balancing,
+            tls: tls.is_some(),
+            health_check: config.health_check.clone(),
         }
+    }
+
+    /// Starts the active health checks, if the cluster has them: one task per endpoint,
+    /// ended by aborting the returned handles.
+    pub fn start_health_checks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let Some(check) = &self.health_check else {
+            return Vec::new();
+        };
+        self.endpoints
+            .iter()
+            .map(|endpoint| tokio::spawn(health::probe_loop(endpoint.clone(), check.clone())))
+            .collect()
     }
 
     /// The cluster's name.
@@ -140,16 +184,29 @@ impl Cluster {
         &self.name
     }
 
-    /// Per endpoint: address, TCP connections made so far, calls in flight.
-    pub fn endpoint_stats(&self) -> Vec<(String, u64, usize)> {
+    /// Per endpoint: connections, calls in flight and state.
+    pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        let now = Instant::now();
         self.endpoints
             .iter()
             .map(|e| {
-                (
-                    e.address.clone(),
-                    e.connects.load(Ordering::Relaxed),
-                    e.in_flight.load(Ordering::Relaxed),
-                )
+                let state = {
+                    let health = e.health.lock().expect("health lock");
+                    if health.unhealthy {
+                        "unhealthy"
+                    } else if health.retry_at.is_some_and(|at| now < at) {
+                        "backoff"
+                    } else {
+                        "healthy"
+                    }
+                };
+                EndpointStats {
+                    address: e.address.clone(),
+                    connects: e.connects.load(Ordering::Relaxed),
+                    open: e.slots.iter().filter(|s| live(&s.ready).is_some()).count(),
+                    in_flight: e.in_flight.load(Ordering::Relaxed),
+                    state,
+                }
             })
             .collect()
     }
@@ -159,6 +216,13 @@ impl Cluster {
         &self,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
+        if self.tls {
+            let mut parts = request.uri().clone().into_parts();
+            parts.scheme = Some(http::uri::Scheme::HTTPS);
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
         let slot_count: usize = self.endpoints.iter().map(|e| e.slots.len()).sum();
         let mut last_reason = String::from("no endpoint tried");
         // Each failed attempt either backs an endpoint off or finds a closed connection,
@@ -235,7 +299,7 @@ impl Cluster {
 impl Endpoint {
     fn usable(&self, now: Instant) -> bool {
         let health = self.health.lock().expect("health lock");
-        health.retry_at.is_none_or(|at| now >= at)
+        !health.unhealthy && health.retry_at.is_none_or(|at| now >= at)
     }
 
     fn pick_slot(&self) -> &Slot {
@@ -253,11 +317,26 @@ impl Endpoint {
             return Ok(sender);
         }
         if !self.usable(Instant::now()) {
-            return Err(self.health.lock().expect("health lock").last_error.clone());
+            let health = self.health.lock().expect("health lock");
+            return Err(if health.unhealthy {
+                format!(
+                    "{}: failing health checks ({})",
+                    self.address, health.last_probe_error
+                )
+            } else {
+                health.last_error.clone()
+            });
         }
         match self.connect().await {
             Ok(sender) => {
-                *self.health.lock().expect("health lock") = Health::default();
+                self.connects.fetch_add(1, Ordering::Relaxed);
+                let mut health = self.health.lock().expect("health lock");
+                if health.failures > 0 {
+                    tracing::info!(endpoint = %self.address, "upstream endpoint re-admitted: connected after {} failed attempt(s)", health.failures);
+                }
+                health.failures = 0;
+                health.retry_at = None;
+                drop(health);
                 slot.ready.store(Some(Arc::new(sender.clone())));
                 Ok(sender)
             }
@@ -275,7 +354,14 @@ impl Endpoint {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, String> {
+    /// A new HTTP/2 connection (TCP, then TLS if the cluster has it) whose driver runs on
+    /// its own task.
+    async fn connect<B>(&self) -> Result<SendRequest<B>, String>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let address = &self.address;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
             .await
@@ -289,7 +375,28 @@ impl Endpoint {
         stream
             .set_nodelay(true)
             .map_err(|err| format!("{address}: set TCP_NODELAY: {err}"))?;
-        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        let established = async {
+            match &self.tls {
+                None => self.handshake(stream).await,
+                Some(tls) => self.handshake(tls.connect(address, stream).await?).await,
+            }
+        };
+        let sender = tokio::time::timeout(self.connect_timeout, established)
+            .await
+            .map_err(|_| format!("{address}: TLS/HTTP/2 handshake timed out"))??;
+        tracing::debug!(endpoint = %self.address, "upstream connection established");
+        Ok(sender)
+    }
+
+    async fn handshake<B, Io>(&self, io: Io) -> Result<SendRequest<B>, String>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let address = &self.address;
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(self.http2.stream_window)
             .initial_connection_window_size(self.http2.connection_window)
@@ -297,12 +404,9 @@ impl Endpoint {
             .keep_alive_interval(self.http2.keepalive_interval)
             .keep_alive_timeout(self.http2.keepalive_timeout)
             .keep_alive_while_idle(true)
-            .handshake(TokioIo::new(stream));
-        let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
+            .handshake(TokioIo::new(io))
             .await
-            .map_err(|_| format!("{address}: HTTP/2 handshake timed out"))?
             .map_err(|err| format!("{address}: HTTP/2 handshake failed: {err}"))?;
-        self.connects.fetch_add(1, Ordering::Relaxed);
         let address = address.clone();
         tokio::spawn(async move {
             match connection.await {
@@ -310,7 +414,6 @@ impl Endpoint {
                 Err(err) => tracing::info!(endpoint = %address, "upstream connection ended: {err}"),
             }
         });
-        tracing::debug!(endpoint = %self.address, "upstream connection established");
         Ok(sender)
     }
 }

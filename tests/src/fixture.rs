@@ -1,5 +1,6 @@
 //! Running parts for tests: a tonic upstream on 127.0.0.1 that counts the TCP connections
-//! it accepts, and an in-process `sluice` server, each stopped when dropped.
+//! it accepts (and answers `grpc.health.v1` checks), and an in-process `sluice` server,
+//! each stopped when dropped.
 
 use crate::greeter::HelloGreeter;
 use crate::pb::testing::test_service_client::TestServiceClient;
@@ -22,6 +23,8 @@ pub struct Upstream {
     pub accepted: Arc<AtomicUsize>,
     /// What the test service saw.
     pub observed: Arc<Observed>,
+    /// Its `grpc.health.v1.Health` status (the whole server, `""`, starts `SERVING`).
+    pub health: tonic_health::server::HealthReporter,
     _stop: oneshot::Sender<()>,
 }
 
@@ -48,7 +51,9 @@ impl Upstream {
         let service = Service::default();
         let observed = service.observed.clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (health, health_service) = tonic_health::server::health_reporter();
         let server = tonic::transport::Server::builder()
+            .add_service(health_service)
             .add_service(service.into_server())
             .add_service(HelloGreeter.into_server())
             .serve_with_incoming_shutdown(incoming, async {
@@ -59,6 +64,7 @@ impl Upstream {
             addr,
             accepted,
             observed,
+            health,
             _stop: stop,
         }
     }

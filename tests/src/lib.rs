@@ -2,9 +2,12 @@
 //! implements the test service (and the example greeter), a running proxy fixture and a
 //! few helpers for raw HTTP/2 and gRPC framing.
 
+pub mod certs;
 pub mod fixture;
 pub mod greeter;
+pub mod middlebox;
 pub mod plugins;
+pub mod process;
 pub mod raw;
 pub mod test_service;
 

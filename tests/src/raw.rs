@@ -247,3 +247,45 @@ async fn script(
         }
     }
 }
+
+/// One unary call (`message` as the whole request body) where any connection or stream
+/// failure is an `Err`, for tests that expect some calls to fail.
+pub async fn try_call(
+    client: &RawClient,
+    request: Request<()>,
+    message: &[u8],
+) -> Result<RawResponse, String> {
+    let mut client = client
+        .clone()
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let (response, mut send) = client
+        .send_request(request, false)
+        .map_err(|e| format!("send: {e}"))?;
+    send.send_data(frame(message), true)
+        .map_err(|e| format!("send data: {e}"))?;
+    let (head, mut body) = response
+        .await
+        .map_err(|e| format!("response: {e}"))?
+        .into_parts();
+    let headers_ended_stream = body.is_end_stream();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| format!("body: {e}"))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .map_err(|e| format!("trailers: {e}"))?;
+    Ok(RawResponse {
+        status: head.status.as_u16(),
+        headers: head.headers,
+        headers_ended_stream,
+        data,
+        trailers,
+        reset: None,
+    })
+}

@@ -118,3 +118,130 @@ async fn keepalive_pings_close_connections_whose_peer_went_silent() {
         "closed without keepalive: something else closed it"
     );
 }
+
+/// A raw HTTP/2 connection whose driver task ends when the server closes the connection.
+async fn connect_watched(
+    addr: std::net::SocketAddr,
+) -> (raw::RawClient, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, driver)
+}
+
+const EMPTY_CALL: &str = "/sluice.testing.TestService/EmptyCall";
+const FULL_DUPLEX: &str = "/sluice.testing.TestService/FullDuplexCall";
+
+#[tokio::test]
+async fn idle_client_connections_are_closed_but_busy_ones_are_not() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let proxy = proxy_with_limits(upstream.addr, "idle_timeout_ms = 300").await;
+
+    // Idle after one call: closed about a timeout later.
+    let (client, driver) = connect_watched(proxy.addr).await;
+    let ok = raw::try_call(&client, raw::grpc_request(EMPTY_CALL, &[]), b"")
+        .await
+        .unwrap();
+    assert_eq!(ok.grpc_status(), Some(0));
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("an idle connection was not closed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+
+    // A quiet open stream keeps the connection busy for three timeouts.
+    let (client, driver) = connect_watched(proxy.addr).await;
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, mut stream) = ready
+        .send_request(raw::grpc_request(FULL_DUPLEX, &[]), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        !driver.is_finished(),
+        "a connection with an open stream was closed"
+    );
+    let second = raw::try_call(&client, raw::grpc_request(EMPTY_CALL, &[]), b"")
+        .await
+        .expect("a new call on the busy connection");
+    assert_eq!(second.grpc_status(), Some(0));
+    stream.send_data(bytes::Bytes::new(), true).unwrap();
+    let ended = raw::read_response(response).await;
+    assert_eq!(ended.grpc_status(), Some(0), "{ended:?}");
+    // Now idle: closed.
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the connection was not closed once idle")
+        .unwrap();
+}
+
+/// A bidi call through two middle boxes that cut connections idle for 400 ms (one between
+/// client and proxy, one between proxy and upstream), quiet for 1.2 s mid-stream.
+async fn quiet_stream_through_middleboxes(keepalive: &str) -> (Result<(), String>, usize) {
+    use sluice_tests::middlebox::Middlebox;
+    use sluice_tests::pb::testing::*;
+    let upstream = Upstream::start().await;
+    let cutoff = Duration::from_millis(400);
+    let upstream_side = Middlebox::start(upstream.addr, cutoff).await;
+    let proxy = proxy_with_limits(upstream_side.addr, keepalive).await;
+    let client_side = Middlebox::start(proxy.addr, cutoff).await;
+    let mut client = sluice_tests::pb::testing::test_service_client::TestServiceClient::new(
+        sluice_tests::fixture::channel(client_side.addr).await,
+    );
+    let ping = || StreamingOutputCallRequest {
+        response_parameters: vec![ResponseParameters {
+            size: 8,
+            interval_us: 0,
+        }],
+        payload: None,
+        response_status: None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let result = async {
+        let mut replies = client
+            .full_duplex_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(|s| s.to_string())?
+            .into_inner();
+        for round in 0..2 {
+            if round == 1 {
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+            }
+            tx.send(ping()).await.map_err(|e| e.to_string())?;
+            let reply = tokio::time::timeout(Duration::from_secs(3), replies.message())
+                .await
+                .map_err(|_| format!("round {round}: no reply"))?
+                .map_err(|s| format!("round {round}: {s}"))?;
+            if reply.is_none() {
+                return Err(format!("round {round}: stream ended"));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let cut = client_side.cut.load(std::sync::atomic::Ordering::Relaxed)
+        + upstream_side.cut.load(std::sync::atomic::Ordering::Relaxed);
+    (result, cut)
+}
+
+#[tokio::test]
+async fn keepalive_pings_keep_a_quiet_stream_alive_through_idle_cutting_middleboxes() {
+    init_logs();
+    let (with, cut) = quiet_stream_through_middleboxes(
+        "keepalive_interval_ms = 100\nkeepalive_timeout_ms = 1000",
+    )
+    .await;
+    assert_eq!((with, cut), (Ok(()), 0), "with keepalive pings");
+    let (without, cut) = quiet_stream_through_middleboxes("keepalive_interval_ms = 0").await;
+    assert!(
+        without.is_err() && cut > 0,
+        "without pings the middle boxes should cut the stream: {without:?}, {cut} cut"
+    );
+}

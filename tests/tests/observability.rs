@@ -113,3 +113,104 @@ async fn metrics_count_known_traffic() {
         "{metrics:#?}"
     );
 }
+
+/// Plugin verdicts show in `/metrics` (by plugin, hook and verdict) and in the access log
+/// (the verdicts that changed each call), from the real binary with JSON logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_verdicts_reach_metrics_and_the_access_log() {
+    use sluice_tests::plugins::PluginDir;
+    use sluice_tests::process::{Sluice, free_addr};
+    use std::io::Read as _;
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[
+        (
+            "10-auth",
+            "auth_token",
+            "token = \"t\"\nmethods = [\"/sluice.testing.TestService/EmptyCall\"]\n",
+        ),
+        ("20-tag", "chain_tag", "x"),
+        ("30-audit", "frame_audit", ""),
+    ]);
+    let admin = free_addr();
+    let mut sluice = Sluice::spawn(|command| {
+        command
+            .args([
+                "--upstream",
+                &upstream.addr.to_string(),
+                "--log-format",
+                "json",
+            ])
+            .args(["--admin", &admin.to_string(), "--plugins"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn,sluice::access=info")
+            .stdout(std::process::Stdio::piped());
+    });
+    let mut client = TestServiceClient::new(sluice.channel().await);
+    let denied = client.empty_call(Empty {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(Empty {});
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer t".parse().unwrap());
+    client.empty_call(request).await.unwrap();
+
+    let metrics = scrape(admin).await;
+    let calls = |plugin: &str, hook: &str, verdict: &str| {
+        metrics
+            .get(&format!(
+                "sluice_plugin_calls_total{{plugin=\"{plugin}\",hook=\"{hook}\",verdict=\"{verdict}\"}}"
+            ))
+            .copied()
+    };
+    assert_eq!(
+        calls("10-auth", "request_headers", "reject"),
+        Some(1.0),
+        "{metrics:#?}"
+    );
+    // On success auth-token removes the token: a modify.
+    assert_eq!(calls("10-auth", "request_headers", "modify"), Some(1.0));
+    assert_eq!(calls("10-auth", "request_headers", "forward"), Some(0.0));
+    assert!(calls("30-audit", "request_frame", "forward") >= Some(1.0));
+    assert_eq!(calls("20-tag", "request_headers", "modify"), Some(1.0));
+    assert_eq!(calls("20-tag", "response_headers", "modify"), Some(1.0));
+    assert_eq!(
+        metrics.get("sluice_plugin_failures_total{plugin=\"20-tag\",kind=\"trap\"}"),
+        Some(&0.0)
+    );
+
+    sluice.signal("TERM");
+    assert!(sluice.exit_within(Duration::from_secs(10)).await.is_some());
+    let mut output = String::new();
+    sluice
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    let access: Vec<serde_json::Value> = output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "sluice::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{output}");
+    let fields = |i: usize| &access[i]["fields"];
+    assert_eq!(fields(0)["status"], "16");
+    assert_eq!(fields(0)["plugins"], "10-auth:request_headers:reject");
+    assert_eq!(fields(0)["method"], "/sluice.testing.TestService/EmptyCall");
+    assert_eq!(fields(1)["status"], "0");
+    let changed = fields(1)["plugins"].as_str().unwrap();
+    for expected in [
+        "10-auth:request_headers:modify",
+        "20-tag:request_headers:modify",
+        "20-tag:response_headers:modify",
+        "20-tag:trailers:modify",
+    ] {
+        assert!(changed.contains(expected), "{changed}");
+    }
+    assert!(
+        !changed.contains("30-audit"),
+        "a forward verdict is not a change: {changed}"
+    );
+}

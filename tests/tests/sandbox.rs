@@ -5,6 +5,7 @@
 //! wasm, a core module, a component of the wrong world) are refused with the reason.
 
 use sluice::Overrides;
+use sluice::plugin::stats::{FailureKind, Hook, Outcome};
 use sluice_tests::fixture::{Proxy, Upstream, init_logs};
 use sluice_tests::pb::testing::*;
 use sluice_tests::plugins::{PluginDir, rss_kib};
@@ -46,14 +47,25 @@ fn normal_request() -> SimpleRequest {
 async fn hostile_plugins_end_only_their_call_when_fail_closed() {
     init_logs();
     let upstream = Upstream::start().await;
-    for (mode, expect, limits) in [
-        ("loop", "CPU deadline", "hook_deadline_ms = 50"),
-        ("panic", "unreachable", ""),
-        ("memory-bomb", "growing memory", "memory_bytes = 16777216"),
+    for (mode, expect, limits, kind) in [
+        (
+            "loop",
+            "CPU deadline",
+            "hook_deadline_ms = 50",
+            FailureKind::Deadline,
+        ),
+        ("panic", "unreachable", "", FailureKind::Trap),
+        (
+            "memory-bomb",
+            "growing memory",
+            "memory_bytes = 16777216",
+            FailureKind::Trap,
+        ),
         (
             "giant-modify",
             "exceeds the cap",
             "max_output_bytes = 1048576\nhook_deadline_ms = 5000",
+            FailureKind::Limit,
         ),
     ] {
         let dir = PluginDir::new(&[("10-hostile", "hostile", mode)]);
@@ -88,14 +100,17 @@ async fn hostile_plugins_end_only_their_call_when_fail_closed() {
                 .unwrap_or_else(|s| panic!("{mode} after: {s}"));
         }
         let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
-        assert_eq!(
-            plugin
-                .failures()
-                .failures
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1,
-            "{mode}"
-        );
+        let failures: Vec<u64> = FailureKind::ALL
+            .iter()
+            .map(|k| plugin.stats().failures(*k))
+            .collect();
+        assert_eq!(plugin.stats().failures(kind), 1, "{mode}: {failures:?}");
+        assert_eq!(failures.iter().sum::<u64>(), 1, "{mode}: {failures:?}");
+        let failed_hooks: u64 = Hook::ALL
+            .iter()
+            .map(|h| plugin.stats().outcomes(*h, Outcome::Failed))
+            .sum();
+        assert_eq!(failed_hooks, 1, "{mode}");
     }
 }
 
@@ -114,13 +129,7 @@ async fn fail_open_skips_the_broken_plugin() {
     let response = client.unary_call(hostile_request()).await.unwrap();
     assert_eq!(response.into_inner().payload.unwrap().body.len(), 10);
     let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
-    assert_eq!(
-        plugin
-            .failures()
-            .skipped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(plugin.stats().skipped(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

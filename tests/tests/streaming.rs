@@ -263,7 +263,7 @@ async fn sequential_calls_reuse_connections() {
     let counted: u64 = proxy.proxy.clusters()[0]
         .endpoint_stats()
         .iter()
-        .map(|(_, made, _)| made)
+        .map(|stats| stats.connects)
         .sum();
     assert_eq!(counted as usize, upstream.connections());
 }

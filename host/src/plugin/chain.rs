@@ -8,6 +8,7 @@ use super::loaded::LoadedPlugin;
 use super::registry::Chain;
 use super::runtime::FailurePolicy;
 use super::runtime::Instance;
+use super::stats::{CallActions, FailureKind, Hook, Outcome};
 use crate::grpc::{Code, Status};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -39,6 +40,7 @@ struct ActiveFilter {
 pub struct CallPlugins {
     filters: Vec<ActiveFilter>,
     hooks: Hooks,
+    actions: Arc<CallActions>,
 }
 
 impl std::fmt::Debug for CallPlugins {
@@ -61,6 +63,7 @@ impl CallPlugins {
     /// no plugin does.
     pub fn start(chain: &Chain, info: &CallInfo) -> Result<Option<CallPlugins>, Status> {
         let mut filters = Vec::new();
+        let actions = Arc::new(CallActions::default());
         let mut hooks = Hooks::empty();
         for plugin in chain.plugins() {
             if !plugin.wants(&info.method) {
@@ -82,11 +85,12 @@ impl CallPlugins {
                 Ok(started) => started,
                 Err(reason) => match plugin.limits().on_error {
                     FailurePolicy::FailClosed => {
-                        plugin.count_failure(false);
+                        plugin.stats().count_failure(FailureKind::Start, false);
                         return Err(failed(plugin, "call start", reason));
                     }
                     FailurePolicy::FailOpen => {
-                        plugin.count_failure(true);
+                        plugin.stats().count_failure(FailureKind::Start, true);
+                        actions.note(plugin.shared_name(), Hook::RequestHeaders, Outcome::Failed);
                         tracing::warn!(
                             plugin = plugin.name(),
                             "plugin skipped for this call (fail-open): {reason}"
@@ -102,7 +106,25 @@ impl CallPlugins {
                 call,
             });
         }
-        Ok((!filters.is_empty()).then_some(CallPlugins { filters, hooks }))
+        Ok((!filters.is_empty()).then_some(CallPlugins {
+            filters,
+            hooks,
+            actions,
+        }))
+    }
+
+    /// The verdicts that changed this call so far (shared, for the access log).
+    pub fn actions(&self) -> Arc<CallActions> {
+        self.actions.clone()
+    }
+
+    /// Counts a hook's verdict; notes it for the access log unless it was forward.
+    fn record(&self, index: usize, hook: Hook, outcome: Outcome) {
+        let plugin = &self.filters[index].plugin;
+        plugin.stats().count(hook, outcome);
+        if outcome != Outcome::Forward {
+            self.actions.note(plugin.shared_name(), hook, outcome);
+        }
     }
 
     /// The union of the hooks the call's plugins want.
@@ -120,6 +142,7 @@ impl CallPlugins {
     fn run<R>(
         &mut self,
         index: usize,
+        hook_kind: Hook,
         what: &str,
         hook: impl FnOnce(
             &super::bindings::GuestCall,
@@ -147,36 +170,47 @@ impl CallPlugins {
         match hook(&exports.call(), &mut instance.store, filter.call) {
             Ok(result) => Ok(Some(result)),
             Err(err) => {
-                let reason = match err.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => format!(
-                        "exceeded its CPU deadline of {:?}",
-                        filter.plugin.limits().hook_deadline
+                let (kind, reason) = match err.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => (
+                        FailureKind::Deadline,
+                        format!(
+                            "exceeded its CPU deadline of {:?}",
+                            filter.plugin.limits().hook_deadline
+                        ),
                     ),
                     // The root cause, not the wasm backtrace (that goes to the debug log).
-                    Some(trap) => format!("trap: {trap}"),
-                    None => err.root_cause().to_string(),
+                    Some(trap) => (FailureKind::Trap, format!("trap: {trap}")),
+                    None => (FailureKind::Trap, err.root_cause().to_string()),
                 };
                 tracing::debug!(
                     plugin = filter.plugin.name(),
                     "plugin error in {what}: {err:?}"
                 );
-                self.fail(index, what, reason)
+                self.fail(index, hook_kind, kind, what, reason)
             }
         }
     }
 
     /// A plugin broke: its instance is thrown away (a trapped instance cannot be entered
     /// again) and its policy decides whether the call ends or goes on without it.
-    fn fail<R>(&mut self, index: usize, what: &str, reason: String) -> Result<Option<R>, Status> {
+    fn fail<R>(
+        &mut self,
+        index: usize,
+        hook: Hook,
+        kind: FailureKind,
+        what: &str,
+        reason: String,
+    ) -> Result<Option<R>, Status> {
+        self.record(index, hook, Outcome::Failed);
         let filter = &mut self.filters[index];
         filter.instance = None;
         match filter.plugin.limits().on_error {
             FailurePolicy::FailClosed => {
-                filter.plugin.count_failure(false);
+                filter.plugin.stats().count_failure(kind, false);
                 Err(failed(&filter.plugin, what, reason))
             }
             FailurePolicy::FailOpen => {
-                filter.plugin.count_failure(true);
+                filter.plugin.stats().count_failure(kind, true);
                 tracing::warn!(
                     plugin = filter.plugin.name(),
                     "plugin failed in {what} and is skipped for this call (fail-open): {reason}"
@@ -210,9 +244,9 @@ impl CallPlugins {
         hook: Hooks,
         direction: Direction,
     ) -> Result<(), Status> {
-        let reserved: &[&'static str] = match direction {
-            Direction::Request => &RESERVED_REQUEST,
-            Direction::Response => &RESERVED_RESPONSE,
+        let (reserved, hook_kind): (&[&'static str], Hook) = match direction {
+            Direction::Request => (&RESERVED_REQUEST, Hook::RequestHeaders),
+            Direction::Response => (&RESERVED_RESPONSE, Hook::ResponseHeaders),
         };
         for index in self.order(direction) {
             if !self.filters[index].plugin.hooks().contains(hook) {
@@ -221,6 +255,7 @@ impl CallPlugins {
             let list = to_wit(headers, reserved);
             let verdict = self.run(
                 index,
+                hook_kind,
                 "a headers hook",
                 |call, store, resource| match direction {
                     Direction::Request => call.call_on_request_headers(store, resource, &list),
@@ -228,13 +263,22 @@ impl CallPlugins {
                 },
             )?;
             match verdict {
-                None | Some(HeadersVerdict::Continue) => {}
-                Some(HeadersVerdict::Modify(list)) => {
-                    if let Err(reason) = apply(headers, list, reserved) {
-                        self.fail::<()>(index, "a headers hook", reason)?;
+                None => {}
+                Some(HeadersVerdict::Continue) => self.record(index, hook_kind, Outcome::Forward),
+                Some(HeadersVerdict::Modify(list)) => match apply(headers, list, reserved) {
+                    Ok(()) => self.record(index, hook_kind, Outcome::Modify),
+                    Err(reason) => {
+                        self.fail::<()>(
+                            index,
+                            hook_kind,
+                            FailureKind::Limit,
+                            "a headers hook",
+                            reason,
+                        )?;
                     }
-                }
+                },
                 Some(HeadersVerdict::Reject(status)) => {
+                    self.record(index, hook_kind, Outcome::Reject);
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
             }
@@ -249,8 +293,8 @@ impl CallPlugins {
         message: Bytes,
     ) -> Result<Option<Bytes>, Status> {
         let hook = match direction {
-            Direction::Request => Hooks::REQUEST_MESSAGES,
-            Direction::Response => Hooks::RESPONSE_MESSAGES,
+            Direction::Request => (Hooks::REQUEST_MESSAGES, Hook::RequestMessage),
+            Direction::Response => (Hooks::RESPONSE_MESSAGES, Hook::ResponseMessage),
         };
         self.bytes_hook(
             direction,
@@ -266,8 +310,8 @@ impl CallPlugins {
     /// Runs the frame hooks on one data frame; `Ok(None)` when a plugin dropped it.
     pub fn frame(&mut self, direction: Direction, frame: Bytes) -> Result<Option<Bytes>, Status> {
         let hook = match direction {
-            Direction::Request => Hooks::REQUEST_FRAMES,
-            Direction::Response => Hooks::RESPONSE_FRAMES,
+            Direction::Request => (Hooks::REQUEST_FRAMES, Hook::RequestFrame),
+            Direction::Response => (Hooks::RESPONSE_FRAMES, Hook::ResponseFrame),
         };
         self.bytes_hook(
             direction,
@@ -283,7 +327,7 @@ impl CallPlugins {
     fn bytes_hook(
         &mut self,
         direction: Direction,
-        hook: Hooks,
+        (hook, hook_kind): (Hooks, Hook),
         mut bytes: Bytes,
         call_hook: impl Fn(
             &super::bindings::GuestCall,
@@ -296,12 +340,19 @@ impl CallPlugins {
             if !self.filters[index].plugin.hooks().contains(hook) {
                 continue;
             }
-            let verdict = self.run(index, "a message hook", |call, store, resource| {
-                call_hook(call, store, resource, &bytes)
-            })?;
+            let verdict = self.run(
+                index,
+                hook_kind,
+                "a message hook",
+                |call, store, resource| call_hook(call, store, resource, &bytes),
+            )?;
             match verdict {
-                None | Some(Verdict::Forward) => {}
-                Some(Verdict::Drop) => return Ok(None),
+                None => {}
+                Some(Verdict::Forward) => self.record(index, hook_kind, Outcome::Forward),
+                Some(Verdict::Drop) => {
+                    self.record(index, hook_kind, Outcome::Drop);
+                    return Ok(None);
+                }
                 Some(Verdict::Modify(new)) => {
                     let cap = self.filters[index].plugin.limits().max_output_bytes;
                     if new.len() > cap {
@@ -309,12 +360,20 @@ impl CallPlugins {
                             "its modify output of {} bytes exceeds the cap of {cap}",
                             new.len()
                         );
-                        self.fail::<()>(index, "a message hook", reason)?;
+                        self.fail::<()>(
+                            index,
+                            hook_kind,
+                            FailureKind::Limit,
+                            "a message hook",
+                            reason,
+                        )?;
                     } else {
+                        self.record(index, hook_kind, Outcome::Modify);
                         bytes = Bytes::from(new);
                     }
                 }
                 Some(Verdict::Reject(status)) => {
+                    self.record(index, hook_kind, Outcome::Reject);
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
             }
@@ -340,17 +399,33 @@ impl CallPlugins {
                     .unwrap_or_default(),
             };
             let list = to_wit(trailers, &RESERVED_TRAILERS);
-            let verdict = self.run(index, "the trailers hook", |call, store, resource| {
-                call.call_on_trailers(store, resource, &status, &list)
-            })?;
+            let verdict = self.run(
+                index,
+                Hook::Trailers,
+                "the trailers hook",
+                |call, store, resource| call.call_on_trailers(store, resource, &status, &list),
+            )?;
             match verdict {
-                None | Some(HeadersVerdict::Continue) => {}
+                None => {}
+                Some(HeadersVerdict::Continue) => {
+                    self.record(index, Hook::Trailers, Outcome::Forward);
+                }
                 Some(HeadersVerdict::Modify(list)) => {
-                    if let Err(reason) = apply(trailers, list, &RESERVED_TRAILERS) {
-                        self.fail::<()>(index, "the trailers hook", reason)?;
+                    match apply(trailers, list, &RESERVED_TRAILERS) {
+                        Ok(()) => self.record(index, Hook::Trailers, Outcome::Modify),
+                        Err(reason) => {
+                            self.fail::<()>(
+                                index,
+                                Hook::Trailers,
+                                FailureKind::Limit,
+                                "the trailers hook",
+                                reason,
+                            )?;
+                        }
                     }
                 }
                 Some(HeadersVerdict::Reject(status)) => {
+                    self.record(index, Hook::Trailers, Outcome::Reject);
                     trailers.remove("grpc-message");
                     rejected(&self.filters[index].plugin, status).write_to(trailers);
                 }

@@ -4,10 +4,10 @@
 
 use super::bindings::{Hooks, PluginPre};
 use super::runtime::{Instance, PluginCounters, PluginLimits, Runtime, StoreData};
+use super::stats::PluginStats;
 use crate::routing::Pattern;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -20,15 +20,6 @@ pub fn digest(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Failures of a plugin version in calls.
-#[derive(Debug, Default)]
-pub struct FailureCounters {
-    /// Hook calls that trapped, timed out or broke a limit.
-    pub failures: AtomicU64,
-    /// Of those, the ones skipped under `fail-open`.
-    pub skipped: AtomicU64,
 }
 
 /// One loaded version of a plugin.
@@ -45,7 +36,7 @@ pub struct LoadedPlugin {
     runtime: Runtime,
     limits: PluginLimits,
     counters: Arc<PluginCounters>,
-    failures: FailureCounters,
+    stats: PluginStats,
     idle: Mutex<Vec<Instance>>,
 }
 
@@ -116,7 +107,7 @@ impl LoadedPlugin {
             runtime: runtime.clone(),
             limits,
             counters,
-            failures: FailureCounters::default(),
+            stats: PluginStats::default(),
             idle: Mutex::new(vec![instance]),
         })
     }
@@ -194,17 +185,29 @@ impl LoadedPlugin {
         &self.counters
     }
 
-    /// Its failures in calls.
-    pub fn failures(&self) -> &FailureCounters {
-        &self.failures
+    /// Its hook calls by verdict and its failures.
+    pub fn stats(&self) -> &PluginStats {
+        &self.stats
     }
 
-    /// Counts a failure; `skipped` when the policy let the call go on without it.
-    pub fn count_failure(&self, skipped: bool) {
-        self.failures.failures.fetch_add(1, Ordering::Relaxed);
-        if skipped {
-            self.failures.skipped.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Whether the plugin's interest includes `hook`.
+    pub fn wants_hook(&self, hook: super::stats::Hook) -> bool {
+        use super::stats::Hook as H;
+        let flag = match hook {
+            H::RequestHeaders => Hooks::REQUEST_HEADERS,
+            H::RequestMessage => Hooks::REQUEST_MESSAGES,
+            H::RequestFrame => Hooks::REQUEST_FRAMES,
+            H::ResponseHeaders => Hooks::RESPONSE_HEADERS,
+            H::ResponseMessage => Hooks::RESPONSE_MESSAGES,
+            H::ResponseFrame => Hooks::RESPONSE_FRAMES,
+            H::Trailers => Hooks::TRAILERS,
+        };
+        self.hooks.contains(flag)
+    }
+
+    /// The plugin's name, shared.
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.name
     }
 
     /// An instance for one call: a reused idle one, or a new configured one.

@@ -1,6 +1,8 @@
 //! What each call leaves behind: Prometheus series (calls by method and status, duration,
-//! bytes in and out) and, unless turned off, one access-log line.
+//! bytes in and out) and, unless turned off, one access-log line (with the plugin
+//! verdicts that changed the call).
 
+use crate::plugin::stats::CallActions;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -91,6 +93,7 @@ pub struct CallRecord {
     request_bytes: Arc<AtomicU64>,
     response_bytes: u64,
     status: Option<String>,
+    plugin_actions: Option<Arc<CallActions>>,
 }
 
 impl CallRecord {
@@ -109,6 +112,7 @@ impl CallRecord {
             request_bytes,
             response_bytes: 0,
             status: None,
+            plugin_actions: None,
         }
     }
 
@@ -120,6 +124,11 @@ impl CallRecord {
     /// The endpoint the call went to.
     pub fn set_endpoint(&mut self, endpoint: &str) {
         self.endpoint = Some(endpoint.to_owned());
+    }
+
+    /// The plugins' verdicts that changed the call, for the access log.
+    pub fn set_plugin_actions(&mut self, actions: Arc<CallActions>) {
+        self.plugin_actions = Some(actions);
     }
 
     /// Counts response body bytes.
@@ -166,6 +175,10 @@ impl Drop for CallRecord {
                 duration_us = elapsed.as_micros() as u64,
                 bytes_in = request_bytes,
                 bytes_out = self.response_bytes,
+                plugins = %self
+                    .plugin_actions
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |a| a.summary()),
                 "call"
             );
         }
