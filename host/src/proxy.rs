@@ -28,9 +28,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use link::call_link;
-use observe::{CallMetrics, CallRecord};
+use observe::{CallMetrics, CallRecord, RequestTally};
 use response_body::CallGuard;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -127,9 +126,9 @@ impl Proxy {
 
     /// Handles one request from a client, recording it (metrics, access log) when it ends.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
-        let request_bytes = Arc::new(AtomicU64::new(0));
+        let request_tally = Arc::new(RequestTally::default());
         let mut record = None;
-        let mut response = self.forward(request, &request_bytes, &mut record).await;
+        let mut response = self.forward(request, &request_tally, &mut record).await;
         if let Some(mut record) = record {
             if response.body().is_end_stream() {
                 let status = response.headers().get("grpc-status").map_or_else(
@@ -147,7 +146,7 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        request_bytes: &Arc<AtomicU64>,
+        request_tally: &Arc<RequestTally>,
         record: &mut Option<CallRecord>,
     ) -> Response<ResponseBody> {
         if request.version() != Version::HTTP_2 {
@@ -173,7 +172,7 @@ impl Proxy {
         let call_record = record.insert(CallRecord::new(
             self.metrics.clone(),
             &method,
-            request_bytes.clone(),
+            request_tally.clone(),
         ));
         let Some(cluster) = self.routes.lookup(&method).cloned() else {
             return respond::error(
@@ -275,7 +274,7 @@ impl Proxy {
             Path::Frames => RequestBody::raw(body, hook(Direction::Request), request_link),
             Path::Raw => RequestBody::raw(body, None, request_link),
         };
-        let mut upstream_request = Request::new(body.count_bytes(request_bytes.clone()));
+        let mut upstream_request = Request::new(body.count(request_tally.clone()));
         *upstream_request.method_mut() = Method::POST;
         *upstream_request.uri_mut() = upstream_uri(&parts.uri, &parts.headers);
         *upstream_request.headers_mut() = parts.headers;

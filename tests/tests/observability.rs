@@ -1,5 +1,6 @@
-//! Metrics after known traffic: calls by method and status, durations, bytes, upstream
-//! connections — scraped from the admin listener and parsed, the counts must match.
+//! Metrics after known traffic: calls by method and status, durations, bytes, messages,
+//! upstream connections, plugin verdicts — scraped from the admin listener and parsed, the
+//! counts must match; and the access log's plugin verdicts.
 
 use sluice::{Config, Overrides, Server};
 use sluice_tests::fixture::{Upstream, init_logs};
@@ -80,6 +81,9 @@ async fn metrics_count_known_traffic() {
             1.0,
         ),
         ("sluice_call_duration_seconds_count", 8.0),
+        // Routed calls' request messages (5 + 2); replies only from the 5 OK calls.
+        ("sluice_messages_total{direction=\"in\"}", 7.0),
+        ("sluice_messages_total{direction=\"out\"}", 5.0),
         // The pool's two connections, made once.
         (
             &*format!(

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod compression;
+pub mod counter;
 pub mod status;
 pub mod timeout;
 

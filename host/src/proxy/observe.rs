@@ -2,6 +2,7 @@
 //! bytes in and out) and, unless turned off, one access-log line (with the plugin
 //! verdicts that changed the call).
 
+use crate::grpc::counter::MessageCounter;
 use crate::plugin::stats::CallActions;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +23,16 @@ struct CallLabels {
     code: String,
 }
 
+/// What the client sent on a call: body bytes and gRPC messages (counted by the request
+/// body as it forwards them).
+#[derive(Debug, Default)]
+pub struct RequestTally {
+    /// Body bytes.
+    pub bytes: AtomicU64,
+    /// Messages (length prefixes seen).
+    pub messages: AtomicU64,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabel {
     direction: &'static str,
@@ -33,6 +44,7 @@ pub struct CallMetrics {
     calls: Family<CallLabels, Counter>,
     duration: Histogram,
     bytes: Family<DirectionLabel, Counter>,
+    messages: Family<DirectionLabel, Counter>,
     methods: RwLock<HashSet<String>>,
     access_log: bool,
 }
@@ -44,6 +56,7 @@ impl CallMetrics {
             calls: Family::default(),
             duration: Histogram::new(exponential_buckets(0.0001, 2.5, 14)),
             bytes: Family::default(),
+            messages: Family::default(),
             methods: RwLock::new(HashSet::new()),
             access_log,
         }
@@ -65,6 +78,11 @@ impl CallMetrics {
             "sluice_body_bytes",
             "Body bytes through the proxy by direction",
             self.bytes.clone(),
+        );
+        registry.register(
+            "sluice_messages",
+            "gRPC messages through the proxy by direction (as the client sent and received them)",
+            self.messages.clone(),
         );
     }
 
@@ -90,27 +108,27 @@ pub struct CallRecord {
     cluster: String,
     endpoint: Option<String>,
     started: Instant,
-    request_bytes: Arc<AtomicU64>,
+    request: Arc<RequestTally>,
     response_bytes: u64,
+    response_messages: MessageCounter,
+    response_message_count: u64,
     status: Option<String>,
     plugin_actions: Option<Arc<CallActions>>,
 }
 
 impl CallRecord {
     /// Starts observing a call of `method` (cluster `-` until routed).
-    pub fn new(
-        metrics: Arc<CallMetrics>,
-        method: &str,
-        request_bytes: Arc<AtomicU64>,
-    ) -> CallRecord {
+    pub fn new(metrics: Arc<CallMetrics>, method: &str, request: Arc<RequestTally>) -> CallRecord {
         CallRecord {
             metrics,
             method: method.to_owned(),
             cluster: "-".to_owned(),
             endpoint: None,
             started: Instant::now(),
-            request_bytes,
+            request,
             response_bytes: 0,
+            response_messages: MessageCounter::default(),
+            response_message_count: 0,
             status: None,
             plugin_actions: None,
         }
@@ -131,9 +149,10 @@ impl CallRecord {
         self.plugin_actions = Some(actions);
     }
 
-    /// Counts response body bytes.
-    pub fn add_response_bytes(&mut self, bytes: usize) {
-        self.response_bytes += bytes as u64;
+    /// Counts response body bytes and the messages they hold.
+    pub fn add_response_data(&mut self, data: &[u8]) {
+        self.response_bytes += data.len() as u64;
+        self.response_message_count += self.response_messages.feed(data);
     }
 
     /// The final status (`grpc-status`, or `http-NNN` for non-gRPC answers).
@@ -147,7 +166,8 @@ impl Drop for CallRecord {
         // A call that ended without a status was cut off (client gone, reset).
         let code = self.status.take().unwrap_or_else(|| "reset".to_owned());
         let elapsed = self.started.elapsed();
-        let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+        let request_bytes = self.request.bytes.load(Ordering::Relaxed);
+        let request_messages = self.request.messages.load(Ordering::Relaxed);
         let metrics = &self.metrics;
         metrics
             .calls
@@ -165,6 +185,14 @@ impl Drop for CallRecord {
             .bytes
             .get_or_create(&DirectionLabel { direction: "out" })
             .inc_by(self.response_bytes);
+        metrics
+            .messages
+            .get_or_create(&DirectionLabel { direction: "in" })
+            .inc_by(request_messages);
+        metrics
+            .messages
+            .get_or_create(&DirectionLabel { direction: "out" })
+            .inc_by(self.response_message_count);
         if metrics.access_log {
             tracing::info!(
                 target: "sluice::access",
@@ -175,6 +203,8 @@ impl Drop for CallRecord {
                 duration_us = elapsed.as_micros() as u64,
                 bytes_in = request_bytes,
                 bytes_out = self.response_bytes,
+                messages_in = request_messages,
+                messages_out = self.response_message_count,
                 plugins = %self
                     .plugin_actions
                     .as_ref()

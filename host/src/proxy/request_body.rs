@@ -4,13 +4,15 @@
 
 use super::link::RequestLink;
 use super::message::MessageStage;
+use super::observe::RequestTally;
+use crate::grpc::counter::MessageCounter;
 use crate::plugin::BodyHook;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 /// Error type of proxy bodies; hyper resets the stream with the HTTP/2 reason found in it.
@@ -23,7 +25,7 @@ pub struct RequestBody {
     stage: Option<Box<MessageStage>>,
     frame_hook: Option<BodyHook>,
     link: RequestLink,
-    bytes: Option<Arc<AtomicU64>>,
+    tally: Option<(Arc<RequestTally>, MessageCounter)>,
 }
 
 impl RequestBody {
@@ -34,7 +36,7 @@ impl RequestBody {
             stage: None,
             frame_hook,
             link,
-            bytes: None,
+            tally: None,
         }
     }
 
@@ -45,15 +47,15 @@ impl RequestBody {
             stage: Some(Box::new(stage)),
             frame_hook: None,
             link,
-            bytes: None,
+            tally: None,
         }
     }
 }
 
 impl RequestBody {
-    /// Counts the client's body bytes into `bytes`.
-    pub fn count_bytes(mut self, bytes: Arc<AtomicU64>) -> RequestBody {
-        self.bytes = Some(bytes);
+    /// Counts the client's body bytes and messages into `tally`.
+    pub fn count(mut self, tally: Arc<RequestTally>) -> RequestBody {
+        self.tally = Some((tally, MessageCounter::default()));
         self
     }
 }
@@ -96,8 +98,12 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
-            if let (Some(bytes), Some(data)) = (&this.bytes, frame.data_ref()) {
-                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if let (Some((tally, counter)), Some(data)) = (&mut this.tally, frame.data_ref()) {
+                tally.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let messages = counter.feed(data);
+                if messages > 0 {
+                    tally.messages.fetch_add(messages, Ordering::Relaxed);
+                }
             }
             let Some(stage) = &mut this.stage else {
                 let Some(hook) = &this.frame_hook else {

@@ -145,7 +145,7 @@ impl Body for ResponseBody {
         let polled = this.poll_next(cx);
         if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (&mut this.record, &polled) {
             if let Some(data) = frame.data_ref() {
-                record.add_response_bytes(data.len());
+                record.add_response_data(data);
             } else if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
                 record.set_status(String::from_utf8_lossy(status.as_bytes()));
             }
