@@ -327,7 +327,9 @@ impl Endpoint {
                 health.last_error.clone()
             });
         }
-        match self.connect().await {
+        // Boxed: the connect future (TCP, TLS, HTTP/2 handshake) is large and rare; inline it
+        // would grow every call's future (and the bytes moved per call).
+        match Box::pin(self.connect()).await {
             Ok(sender) => {
                 self.connects.fetch_add(1, Ordering::Relaxed);
                 let mut health = self.health.lock().expect("health lock");
