@@ -15,6 +15,7 @@ pub mod server;
 pub mod tls;
 pub mod upstream;
 pub mod watch;
+pub mod worker;
 
 pub use config::{BodyMode, Config, ConfigError, Overrides};
 pub use server::{Server, ServerError};

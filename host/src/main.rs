@@ -23,20 +23,21 @@ fn main() -> anyhow::Result<()> {
     if cli.command == Some(Command::Check) {
         return check(&config);
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = cli.threads {
-        runtime.worker_threads(threads.into());
-    }
-    let runtime = runtime
+    let threads = cli.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    // Thread per core: this runtime is worker 0, the server starts the others.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
-        tracing::info!(listen = %server.local_addr(), admin = ?server.admin_addr(), routes = config.routes.len(), body_mode = ?config.body_mode, "sluice is serving");
+        tracing::info!(listen = %server.local_addr(), threads, admin = ?server.admin_addr(), routes = config.routes.len(), body_mode = ?config.body_mode, "sluice is serving");
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(server.proxy().clone()));
-        server.run(shutdown_signal()).await;
+        server.run_workers(threads, shutdown_signal()).await;
         tracing::info!("sluice stopped");
         Ok(())
     })

@@ -156,6 +156,17 @@ impl Server {
     /// every connection, lets calls in flight finish for up to the drain timeout, ends the
     /// rest with `UNAVAILABLE`, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_workers(1, shutdown).await;
+    }
+
+    /// Like [`Server::run`], thread per core: this task's runtime runs one accept loop and
+    /// each of the other `workers - 1` runs on a thread of its own with a single-threaded
+    /// runtime. A connection, its streams and the upstream connections its calls use stay
+    /// on the thread that accepted it, so calls need no cross-thread wake-ups. Call it on
+    /// a single-threaded runtime (the `sluice` binary does).
+    pub async fn run_workers(self, workers: usize, shutdown: impl Future<Output = ()>) {
+        let workers = workers.max(1);
+        crate::worker::set(0, workers);
         let counters = tokio::spawn(log_plugin_counters(self.proxy.registry().clone()));
         let admin = self
             .admin
@@ -175,27 +186,27 @@ impl Server {
             idle_timeout: self.idle_timeout,
             stop: CancellationToken::new(),
         };
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors and the like: log, pause, go on.
-                        tracing::warn!("accept failed: {err}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
+        let listener = self.listener;
+        if workers > 1 {
+            match listener.into_std() {
+                Ok(listener) => {
+                    for index in 1..workers {
+                        spawn_worker(index, workers, &listener, &shared, &connections);
                     }
-                },
-            };
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            accept_loop(&listener, &shared, &connections, shutdown).await
+                        }
+                        Err(err) => tracing::error!("cannot serve the listener: {err}"),
+                    }
+                }
+                Err(err) => tracing::error!("cannot share the listener between workers: {err}"),
             }
-            connections.spawn(connection::serve(shared.clone(), stream, peer));
+        } else {
+            accept_loop(&listener, &shared, &connections, shutdown).await;
+            drop(listener);
         }
         // Drain: no new connections; GOAWAY on the open ones; calls in flight may finish.
-        drop(self.listener);
         let drain_timeout = self.drain_timeout;
         tracing::info!(?drain_timeout, "shutting down: draining calls in flight");
         shared.stop.cancel();
@@ -218,6 +229,83 @@ impl Server {
         if let Some(admin) = admin {
             admin.abort();
         }
+    }
+}
+
+/// Accepts connections until `shutdown` completes (or `shared.stop` is cancelled) and
+/// serves each on this runtime.
+async fn accept_loop(
+    listener: &TcpListener,
+    shared: &connection::Shared,
+    connections: &TaskTracker,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            () = shared.stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: log, pause, go on.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
+        }
+        connections.spawn(connection::serve(shared.clone(), stream, peer));
+    }
+}
+
+/// Starts worker `index`: a thread with a single-threaded runtime accepting on a clone of
+/// `listener` until the server stops, then staying up while its connections drain.
+fn spawn_worker(
+    index: usize,
+    workers: usize,
+    listener: &std::net::TcpListener,
+    shared: &connection::Shared,
+    connections: &TaskTracker,
+) {
+    let listener = match listener.try_clone() {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(worker = index, "cannot share the listener: {err}");
+            return;
+        }
+    };
+    let (shared, connections) = (shared.clone(), connections.clone());
+    let started = std::thread::Builder::new()
+        .name(format!("sluice-worker-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    tracing::error!(worker = index, "cannot start a worker runtime: {err}");
+                    return;
+                }
+            };
+            crate::worker::set(index, workers);
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        accept_loop(&listener, &shared, &connections, std::future::pending()).await;
+                    }
+                    Err(err) => tracing::error!(worker = index, "cannot serve the listener: {err}"),
+                }
+                // Keep this runtime (and the connections it drives) up until all closed.
+                connections.wait().await;
+            });
+        });
+    if let Err(err) = started {
+        tracing::error!(worker = index, "cannot start a worker thread: {err}");
     }
 }
 

@@ -302,9 +302,18 @@ impl Endpoint {
         !health.unhealthy && health.retry_at.is_none_or(|at| now >= at)
     }
 
+    /// The next slot in turn; under thread-per-core serving, among the slots of this
+    /// worker (slot `i` belongs to worker `i % workers`), so a call and the upstream
+    /// connection it uses run on one thread. With fewer slots than workers, any slot.
     fn pick_slot(&self) -> &Slot {
-        let i = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        &self.slots[i]
+        let turn = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let (worker, workers) = crate::worker::current();
+        let own = self.slots.len() / workers;
+        if workers > 1 && own > 0 {
+            &self.slots[(turn % own) * workers + worker]
+        } else {
+            &self.slots[turn % self.slots.len()]
+        }
     }
 
     /// A live sender on `slot`, connecting (once, for all waiters) if needed.
@@ -427,5 +436,43 @@ fn live(ready: &ArcSwapOption<SendRequest<RequestBody>>) -> Option<SendRequest<R
         None
     } else {
         Some(SendRequest::clone(sender))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_get_their_own_slots() {
+        let config = ClusterConfig {
+            name: "c".into(),
+            endpoints: vec!["127.0.0.1:1".into()],
+            connections_per_endpoint: 4,
+            connect_timeout: Duration::from_secs(1),
+            balancing: Balancing::RoundRobin,
+            tls: None,
+            health_check: None,
+        };
+        let cluster = Cluster::new(&config, &Limits::default(), None);
+        let endpoint = cluster.endpoints[0].clone();
+        let index = |slot: &Slot| {
+            endpoint
+                .slots
+                .iter()
+                .position(|s| std::ptr::eq(s, slot))
+                .unwrap()
+        };
+        // Outside thread-per-core serving: every slot in turn.
+        let all: Vec<usize> = (0..4).map(|_| index(endpoint.pick_slot())).collect();
+        assert_eq!(all, [0, 1, 2, 3]);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                crate::worker::set(1, 2);
+                let picked: Vec<usize> = (0..4).map(|_| index(endpoint.pick_slot())).collect();
+                assert!(picked.iter().all(|i| i % 2 == 1), "{picked:?}");
+                assert!(picked.contains(&1) && picked.contains(&3), "{picked:?}");
+            });
+        });
     }
 }

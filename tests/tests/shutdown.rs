@@ -10,12 +10,16 @@ use std::time::{Duration, Instant};
 async fn start(
     upstream: &Upstream,
     drain_ms: u64,
+    workers: usize,
 ) -> (
     std::net::SocketAddr,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let dir = std::env::temp_dir().join(format!("sluice-drain-{}-{drain_ms}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-drain-{}-{drain_ms}-{workers}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("sluice.toml");
     std::fs::write(&file, format!("[limits]\ndrain_timeout_ms = {drain_ms}\n")).unwrap();
@@ -29,7 +33,7 @@ async fn start(
     let server = Server::bind(&config).await.unwrap();
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(server.run(async {
+    let run = tokio::spawn(server.run_workers(workers, async {
         let _ = stopped.await;
     }));
     (addr, stop, run)
@@ -51,8 +55,24 @@ fn paced(count: usize, interval_ms: i32) -> StreamingOutputCallRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_finish_and_new_connections_are_refused() {
     init_logs();
+    for workers in [1, 3] {
+        drain_lets_calls_finish(workers).await;
+    }
+}
+
+/// With `workers` accept loops (thread per core when more than one): several client
+/// connections (spread over the workers) each work, then a shutdown lets the stream in
+/// flight finish while the listener refuses new connections.
+async fn drain_lets_calls_finish(workers: usize) {
     let upstream = Upstream::start().await;
-    let (addr, stop, run) = start(&upstream, 10_000).await;
+    let (addr, stop, run) = start(&upstream, 10_000, workers).await;
+    for _ in 0..6 {
+        let mut other = TestServiceClient::new(sluice_tests::fixture::channel(addr).await);
+        other
+            .empty_call(Empty {})
+            .await
+            .expect("each connection is served");
+    }
     let mut client = TestServiceClient::new(sluice_tests::fixture::channel(addr).await);
     let mut stream = client
         .streaming_output_call(paced(5, 200))
@@ -80,7 +100,7 @@ async fn calls_in_flight_finish_and_new_connections_are_refused() {
     while stream.message().await.expect("stream ends OK").is_some() {
         received += 1;
     }
-    assert_eq!(received, 5);
+    assert_eq!(received, 5, "{workers} workers");
     tokio::time::timeout(Duration::from_secs(5), run)
         .await
         .expect("run returns once drained")
@@ -91,7 +111,7 @@ async fn calls_in_flight_finish_and_new_connections_are_refused() {
 async fn calls_past_the_drain_timeout_end_unavailable() {
     init_logs();
     let upstream = Upstream::start().await;
-    let (addr, stop, run) = start(&upstream, 300).await;
+    let (addr, stop, run) = start(&upstream, 300, 1).await;
     let mut client = TestServiceClient::new(sluice_tests::fixture::channel(addr).await);
     let mut stream = client
         .streaming_output_call(paced(20, 200))
