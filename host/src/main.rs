@@ -6,11 +6,6 @@ use sluice::cli::{Cli, Command, LogFormat};
 use sluice::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of the system allocator: hyper, h2 and tokio allocate small blocks on
-/// every call, and glibc's malloc showed up high in the profile (see the benchmark notes).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -216,11 +216,16 @@ impl Proxy {
                 Err(status) => return respond::error(&method, status.code, status.message),
             }
         }
-        if let Some(plugins) = &mut plugins
-            && plugins.wants(Hooks::REQUEST_HEADERS)
-            && let Err(status) = plugins.request_headers(&mut parts.headers)
-        {
-            return respond::error(&method, status.code, status.message);
+        if let Some(call_plugins) = &mut plugins {
+            if call_plugins.wants(Hooks::REQUEST_HEADERS)
+                && let Err(status) = call_plugins.request_headers(&mut parts.headers)
+            {
+                return respond::error(&method, status.code, status.message);
+            }
+            if call_plugins.is_empty() {
+                // Headers-only plugins are done: the call goes on as if it had none.
+                plugins = None;
+            }
         }
         let request_path = self.path(
             plugins.as_ref(),

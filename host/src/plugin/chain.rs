@@ -228,9 +228,29 @@ impl CallPlugins {
         }
     }
 
-    /// Runs `on-request-headers`; modifications are applied to `headers`.
+    /// Runs `on-request-headers`; modifications are applied to `headers`. Plugins that
+    /// want no other hook then leave the call at once: their instances go back to the
+    /// pool instead of waiting for the call to end (a long stream through an auth plugin
+    /// holds no instance).
     pub fn request_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
-        self.headers_hook(headers, Hooks::REQUEST_HEADERS, Direction::Request)
+        self.headers_hook(headers, Hooks::REQUEST_HEADERS, Direction::Request)?;
+        let (done, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.filters)
+            .into_iter()
+            .partition(|f| (f.plugin.hooks() | Hooks::REQUEST_HEADERS) == Hooks::REQUEST_HEADERS);
+        self.filters = staying;
+        for mut filter in done {
+            release(&mut filter);
+        }
+        self.hooks = self
+            .filters
+            .iter()
+            .fold(Hooks::empty(), |hooks, f| hooks | f.plugin.hooks());
+        Ok(())
+    }
+
+    /// True when no plugin takes part in the call (any more).
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
     }
 
     /// Runs `on-response-headers`; modifications are applied to `headers`.
@@ -475,16 +495,22 @@ impl BodyHook {
 impl Drop for CallPlugins {
     fn drop(&mut self) {
         for filter in &mut self.filters {
-            let Some(mut instance) = filter.instance.take() else {
-                continue;
-            };
-            instance
-                .store
-                .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
-            if filter.call.resource_drop(&mut instance.store).is_ok() {
-                filter.plugin.checkin(instance);
-            }
+            release(filter);
         }
+    }
+}
+
+/// Ends the plugin's part in the call: drops its `call` resource and returns the instance
+/// to the pool (unless it broke).
+fn release(filter: &mut ActiveFilter) {
+    let Some(mut instance) = filter.instance.take() else {
+        return;
+    };
+    instance
+        .store
+        .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
+    if filter.call.resource_drop(&mut instance.store).is_ok() {
+        filter.plugin.checkin(instance);
     }
 }
 
