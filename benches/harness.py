@@ -277,10 +277,15 @@ def idle_streams(target, streams):
     ready = client.stdout.readline().split()
     time.sleep(1.0)
     during = memory_kib(pids, "VmRSS")
-    client.stdin.close()
-    out = client.stdout.read()
-    client.wait(timeout=120)
-    result = json.loads(out.strip().splitlines()[-1])
+    try:
+        out, _ = client.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, _ = client.communicate()
+    try:
+        result = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        result = {"errors": streams, "ops": 0}
     opened = int(ready[1]) if len(ready) == 2 else 0
     errors = result["errors"] + (streams - opened) + (streams - result["ops"])
     return {"streams": streams, "errors": errors, "rss_before_kib": before, "rss_during_kib": during,
@@ -424,7 +429,11 @@ def main():
                     "peak_rss_kib": max(r["peak_rss_kib"] or 0 for r in ok) or None,
                 }
         run_idle = wanted_workloads is None or "idle" in wanted_workloads
-        idle = {t.name: idle_streams(t, args.idle_streams) for t in targets if t.process and run_idle}
+        # A call through message plugins holds one instance per plugin while it is open
+        # (the plugins keep per-call state), and the instance pool is capped at 2,000:
+        # the 3-plugin chain is measured with fewer streams.
+        idle = {t.name: idle_streams(t, min(args.idle_streams, 500) if "chain" in t.name else args.idle_streams)
+                for t in targets if t.process and run_idle}
         # Memory with the seven example plugins loaded, idle.
         seven_rss = None
         if run_idle:
@@ -451,15 +460,16 @@ def main():
             report.append(table(workload, units[workload], [(n, by_name[n]) for n in names]))
             report.append("")
         if idle:
-            report += [f"### {args.idle_streams:,} idle bidi streams (100 per client connection)", "",
-                       "| target | RSS before | RSS with the streams open | per stream | errors |", "|---|---|---|---|---|"]
+            report += ["### Idle bidi streams (100 per client connection), memory per open stream", "",
+                       "| target | streams | RSS before | RSS with the streams open | per stream | errors |", "|---|---|---|---|---|---|"]
             for name, r in idle.items():
-                report.append(f"| {name} | {r['rss_before_kib'] / 1024:.1f} MiB | {r['rss_during_kib'] / 1024:.1f} MiB | {r['kib_per_stream']:.1f} KiB | {r['errors']} |")
+                report.append(f"| {name} | {r['streams']:,} | {r['rss_before_kib'] / 1024:.1f} MiB | {r['rss_during_kib'] / 1024:.1f} MiB | {r['kib_per_stream']:.1f} KiB | {r['errors']} |")
         if seven_rss:
             report += ["", f"Idle RSS of sluice with the seven example plugins loaded: **{seven_rss / 1024:.1f} MiB**.", ""]
         text = "\n".join(report)
         (out / "latest.md").write_text(text)
-        chart(results, names, out / "chart.svg")
+        if results:
+            chart(results, names, out / "chart.svg")
         (out / "latest.json").write_text(json.dumps({"results": results, "idle": idle, "seven_plugins_rss_kib": seven_rss}, indent=1))
         print(text)
     finally:

@@ -311,3 +311,53 @@ async fn message_plugins_are_refused_in_raw_mode() {
     let proxy = proxy_with(&upstream, &dir, BodyMode::Raw).await;
     assert_eq!(proxy.plugin_names(), ["20-auth"]);
 }
+
+/// A plugin that wants only request headers gives its instance back as soon as that hook
+/// ran; one with response hooks keeps it until the call ends.
+#[tokio::test]
+async fn headers_only_plugins_hold_no_instance_during_a_stream() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    for (crate_name, config, held_while_open) in [
+        ("auth_token", "token = \"s3cret\"", 0),
+        ("chain_tag", "t", 1),
+    ] {
+        let dir = PluginDir::new(&[("10-p", crate_name, config)]);
+        let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+        let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+        let mut client = proxy.client().await;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer s3cret".parse().unwrap());
+        let mut replies = client.full_duplex_call(request).await.unwrap().into_inner();
+        tx.send(StreamingOutputCallRequest {
+            response_parameters: vec![ResponseParameters {
+                size: 4,
+                interval_us: 0,
+            }],
+            payload: None,
+            response_status: None,
+        })
+        .await
+        .unwrap();
+        assert!(replies.message().await.unwrap().is_some());
+        let in_use = 1 - plugin.idle_instances();
+        assert_eq!(
+            in_use, held_while_open,
+            "{crate_name}: instances in use mid-stream"
+        );
+        drop(tx);
+        while replies.message().await.unwrap().is_some() {}
+        // The call is over: every instance is back.
+        let started = std::time::Instant::now();
+        while plugin.idle_instances() != 1 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{crate_name}: instance not returned"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -243,9 +243,12 @@ async fn idle(args: &Args, channels: Vec<Channel>) -> Tally {
     })
     .await;
     for (i, (tx, mut replies)) in open.into_iter().enumerate() {
-        match ping(&tx, &mut replies, message(args.size, (i as u64) << 20)).await {
-            Ok(()) => tally.ops += 1,
-            Err(e) => tally.fail(e),
+        // A tag unlike the first message's, or a dedupe plugin would rightly drop it.
+        let last = message(args.size, (1 << 40) + i as u64);
+        match tokio::time::timeout(Duration::from_secs(10), ping(&tx, &mut replies, last)).await {
+            Ok(Ok(())) => tally.ops += 1,
+            Ok(Err(e)) => tally.fail(e),
+            Err(_) => tally.fail("no echo within 10 s after the idle period"),
         }
     }
     tally

@@ -227,6 +227,11 @@ impl LoadedPlugin {
         Ok(instance)
     }
 
+    /// Instances waiting in the pool for the next call.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().expect("idle lock").len()
+    }
+
     /// Returns a healthy instance for reuse.
     pub fn checkin(&self, instance: Instance) {
         let mut idle = self.idle.lock().expect("idle lock");
