@@ -34,6 +34,11 @@ pub fn is_grpc_content_type(value: &[u8]) -> bool {
 
 /// The URI sent upstream: same path, the client's authority.
 pub fn upstream_uri(uri: &Uri, headers: &http::HeaderMap) -> Uri {
+    // The common case (an HTTP/2 client sends :scheme http and :authority): reuse it, no
+    // parsing or allocation.
+    if uri.scheme() == Some(&http::uri::Scheme::HTTP) && uri.authority().is_some() {
+        return uri.clone();
+    }
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_owned())
