@@ -245,3 +245,35 @@ async fn keepalive_pings_keep_a_quiet_stream_alive_through_idle_cutting_middlebo
         "without pings the middle boxes should cut the stream: {without:?}, {cut} cut"
     );
 }
+
+#[tokio::test]
+async fn max_concurrent_streams_per_client_connection_is_enforced() {
+    init_logs();
+    let upstream = ScriptedUpstream::start().await;
+    let proxy = proxy_with_limits(upstream.addr, "max_concurrent_streams = 2").await;
+    let client = raw::connect(proxy.addr).await;
+    let forwarded = || upstream.requests.lock().unwrap().len();
+    // Three calls the upstream never answers; the proxy's SETTINGS allow two streams.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut ready = client.clone().ready().await.unwrap();
+        open.push(
+            ready
+                .send_request(raw::grpc_request("/any.Svc/Stall", &[]), false)
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(forwarded(), 2, "more streams than allowed reached the upstream");
+    // One ends: the waiting one goes through.
+    let (_, mut send) = open.remove(0);
+    send.send_reset(h2::Reason::CANCEL);
+    let started = Instant::now();
+    while forwarded() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the waiting stream never went through"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
