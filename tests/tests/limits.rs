@@ -264,7 +264,11 @@ async fn max_concurrent_streams_per_client_connection_is_enforced() {
         );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(forwarded(), 2, "more streams than allowed reached the upstream");
+    assert_eq!(
+        forwarded(),
+        2,
+        "more streams than allowed reached the upstream"
+    );
     // One ends: the waiting one goes through.
     let (_, mut send) = open.remove(0);
     send.send_reset(h2::Reason::CANCEL);
