@@ -55,6 +55,8 @@ pub struct RawResponse {
     pub headers_ended_stream: bool,
     /// All data bytes.
     pub data: Vec<u8>,
+    /// How many DATA frames carried them.
+    pub data_frames: usize,
     /// Trailers, if any came.
     pub trailers: Option<HeaderMap>,
     /// The reset reason, if the stream was reset instead of ending.
@@ -110,6 +112,7 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
                 headers: HeaderMap::new(),
                 headers_ended_stream: false,
                 data: Vec::new(),
+                data_frames: 0,
                 trailers: None,
                 reset: Some(err.reason().expect("a reset, not a connection error")),
             };
@@ -118,12 +121,14 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
     let (head, mut body) = response.into_parts();
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
+    let mut data_frames = 0;
     let mut reset = None;
     while let Some(chunk) = body.data().await {
         match chunk {
             Ok(chunk) => {
                 let _ = body.flow_control().release_capacity(chunk.len());
                 data.extend_from_slice(&chunk);
+                data_frames += 1;
             }
             Err(err) => {
                 reset = err.reason();
@@ -147,6 +152,7 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
         headers: head.headers,
         headers_ended_stream,
         data,
+        data_frames,
         trailers,
         reset,
     }
@@ -155,6 +161,7 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
 /// An HTTP/2 upstream scripted by the request header `x-behave`:
 /// `stall` (default) never answers; `reset-before-headers:N` resets with reason N at once;
 /// `reset-after-data:N` sends headers and one message, then resets with reason N;
+/// `burst:N` answers N 4-byte messages (the big-endian index), one DATA frame each, then OK;
 /// `bad-response-frame` answers with a malformed gRPC message prefix and status OK.
 /// It records every request's headers and the reason of every reset it received.
 #[derive(Debug)]
@@ -229,6 +236,19 @@ async fn script(
         send.send_data(frame(b""), false).expect("send data");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         send.send_reset(reason_of(code));
+    } else if let Some(count) = behave.strip_prefix("burst:") {
+        let head = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .expect("response");
+        let mut send = respond.send_response(head, false).expect("send headers");
+        for i in 0..count.parse::<u32>().unwrap_or(1) {
+            send.send_data(frame(&i.to_be_bytes()), false)
+                .expect("send data");
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let _ = send.send_trailers(trailers);
     } else if behave == "bad-response-frame" {
         let head = http::Response::builder()
             .header("content-type", "application/grpc")
@@ -271,10 +291,12 @@ pub async fn try_call(
         .into_parts();
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
+    let mut data_frames = 0;
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| format!("body: {e}"))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         data.extend_from_slice(&chunk);
+        data_frames += 1;
     }
     let trailers = body
         .trailers()
@@ -285,6 +307,7 @@ pub async fn try_call(
         headers: head.headers,
         headers_ended_stream,
         data,
+        data_frames,
         trailers,
         reset: None,
     })

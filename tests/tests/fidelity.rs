@@ -378,3 +378,31 @@ async fn wait_for(condition: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// On the raw path, small DATA frames that are already waiting go on to the client as one
+/// (fewer, larger frames), bytes and trailers unchanged.
+#[tokio::test]
+async fn waiting_small_frames_are_coalesced_on_the_raw_path() {
+    init_logs();
+    let upstream = ScriptedUpstream::start().await;
+    let proxy = Proxy::to(upstream.addr, BodyMode::Raw).await;
+    let mut client = raw::connect(proxy.addr).await;
+    const MESSAGES: u32 = 500;
+    let response = raw::call(
+        &mut client,
+        raw::grpc_request("/any.Svc/Burst", &[("x-behave", "burst:500")]),
+        &[raw::frame(b"")],
+        true,
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(0), "{response:?}");
+    let expected: Vec<u8> = (0..MESSAGES)
+        .flat_map(|i| raw::frame(&i.to_be_bytes()).to_vec())
+        .collect();
+    assert_eq!(response.data, expected, "bytes changed");
+    assert!(
+        response.data_frames < MESSAGES as usize / 2,
+        "{} DATA frames for {MESSAGES} one-message frames",
+        response.data_frames
+    );
+}

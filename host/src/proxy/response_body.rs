@@ -25,7 +25,14 @@ pub struct ResponseBody {
     state: State,
     call: Option<Box<CallGuard>>,
     record: Option<Box<CallRecord>>,
+    /// What the upstream body gave after the data frames coalesced into the last one
+    /// (trailers, its end, an error), handed on at the next poll.
+    stashed: Option<Option<Result<Frame<Bytes>, hyper::Error>>>,
 }
+
+/// On the raw path, data frames already waiting are sent on as one, up to this size:
+/// fewer, larger HTTP/2 frames for streams of small messages. Nothing waits for more.
+const COALESCE_BYTES: usize = 16 * 1024;
 
 /// What a streaming response holds until it ends.
 #[derive(Debug)]
@@ -65,6 +72,7 @@ impl ResponseBody {
             state: State::Done,
             call: None,
             record: None,
+            stashed: None,
         }
     }
 
@@ -74,6 +82,7 @@ impl ResponseBody {
             state: State::Text(Bytes::from_static(text.as_bytes())),
             call: None,
             record: None,
+            stashed: None,
         }
     }
 
@@ -83,6 +92,7 @@ impl ResponseBody {
             state: State::Raw(inner),
             call: Some(Box::new(call)),
             record: None,
+            stashed: None,
         }
     }
 
@@ -92,6 +102,7 @@ impl ResponseBody {
             state: State::Message(inner, Box::new(stage)),
             call: Some(Box::new(call)),
             record: None,
+            stashed: None,
         }
     }
 
@@ -196,7 +207,11 @@ impl ResponseBody {
                     (inner, Some(stage))
                 }
             };
-            let frame = match Pin::new(inner).poll_frame(cx) {
+            let polled = match this.stashed.take() {
+                Some(stashed) => Poll::Ready(stashed),
+                None => Pin::new(&mut *inner).poll_frame(cx),
+            };
+            let frame = match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(err))) => return this.upstream_failed(err),
                 Poll::Ready(None) => {
@@ -229,7 +244,7 @@ impl ResponseBody {
             };
             let Some(stage) = stage else {
                 let Some(hook) = this.call.as_ref().and_then(|c| c.frame_hook.as_ref()) else {
-                    return Poll::Ready(Some(Ok(frame)));
+                    return Poll::Ready(Some(Ok(coalesce(frame, inner, &mut this.stashed, cx))));
                 };
                 match frame.into_data() {
                     Ok(data) => match hook.frame(data) {
@@ -250,4 +265,39 @@ impl ResponseBody {
             }
         }
     }
+}
+
+/// Appends the data frames `inner` already has ready to `frame` (a data frame under
+/// [`COALESCE_BYTES`]); whatever else comes first is stashed for the next poll.
+fn coalesce(
+    frame: Frame<Bytes>,
+    inner: &mut Incoming,
+    stashed: &mut Option<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    cx: &mut Context<'_>,
+) -> Frame<Bytes> {
+    let first = match frame.into_data() {
+        Ok(data) if data.len() < COALESCE_BYTES => data,
+        Ok(data) => return Frame::data(data),
+        Err(frame) => return frame,
+    };
+    let mut joined: Option<bytes::BytesMut> = None;
+    while joined.as_ref().map_or(first.len(), bytes::BytesMut::len) < COALESCE_BYTES {
+        match Pin::new(&mut *inner).poll_frame(cx) {
+            Poll::Pending => break,
+            Poll::Ready(Some(Ok(next))) => match next.into_data() {
+                Ok(data) => joined
+                    .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                    .extend_from_slice(&data),
+                Err(other) => {
+                    *stashed = Some(Some(Ok(other)));
+                    break;
+                }
+            },
+            Poll::Ready(other) => {
+                *stashed = Some(other);
+                break;
+            }
+        }
+    }
+    Frame::data(joined.map_or(first, bytes::BytesMut::freeze))
 }
