@@ -8,6 +8,7 @@ pub mod registry;
 pub mod runtime;
 pub mod stats;
 pub mod watcher;
+pub mod wit_headers;
 
 pub use chain::{BodyHook, CallPlugins, Direction};
 pub use loaded::LoadedPlugin;

@@ -3,16 +3,16 @@
 //! and in reverse order for the response, applies the verdicts, and turns a trapped or
 //! timed-out plugin into a status for this call only (the instance is thrown away).
 
-use super::bindings::{CallInfo, Header, HeadersVerdict, Hooks, Verdict};
+use super::bindings::{CallInfo, HeadersVerdict, Hooks, Verdict};
 use super::loaded::LoadedPlugin;
 use super::registry::Chain;
 use super::runtime::FailurePolicy;
 use super::runtime::Instance;
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
+use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
-use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceAny;
 
@@ -24,11 +24,6 @@ pub enum Direction {
     /// Upstream to client.
     Response,
 }
-
-/// Headers the host manages itself and never shows to plugins.
-const RESERVED_REQUEST: [&str; 3] = ["content-type", "te", "grpc-timeout"];
-const RESERVED_RESPONSE: [&str; 1] = ["content-type"];
-const RESERVED_TRAILERS: [&str; 3] = ["content-type", "grpc-status", "grpc-message"];
 
 struct ActiveFilter {
     plugin: Arc<LoadedPlugin>,
@@ -518,107 +513,4 @@ fn rejected(plugin: &LoadedPlugin, status: super::bindings::Status) -> Status {
     let status = Status::new(Code::from_u32(status.code), status.message);
     tracing::debug!(plugin = plugin.name(), code = ?status.code, "plugin rejected the call: {}", status.message);
     status
-}
-
-/// Metadata as plugins see it: reserved names left out, `-bin` values base64-decoded.
-fn to_wit(headers: &HeaderMap, reserved: &[&str]) -> Vec<Header> {
-    headers
-        .iter()
-        .filter(|(name, _)| !reserved.contains(&name.as_str()))
-        .map(|(name, value)| {
-            let value = if name.as_str().ends_with("-bin") {
-                decode_bin(value.as_bytes())
-            } else {
-                value.as_bytes().to_vec()
-            };
-            Header {
-                name: name.as_str().to_owned(),
-                value,
-            }
-        })
-        .collect()
-}
-
-fn decode_bin(value: &[u8]) -> Vec<u8> {
-    // gRPC allows padded and unpadded base64; several values may be comma-joined.
-    let mut out = Vec::new();
-    for part in value.split(|&b| b == b',') {
-        let trimmed: Vec<u8> = part
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
-            .collect();
-        match base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed) {
-            Ok(bytes) => out.extend(bytes),
-            Err(_) => out.extend_from_slice(part),
-        }
-    }
-    out
-}
-
-/// Replaces the non-reserved metadata in `headers` with `list`.
-fn apply(
-    headers: &mut HeaderMap,
-    list: Vec<Header>,
-    reserved: &[&'static str],
-) -> Result<(), String> {
-    let mut kept = HeaderMap::with_capacity(list.len() + reserved.len());
-    for name in reserved {
-        for value in headers.get_all(*name) {
-            kept.append(HeaderName::from_static(name), value.clone());
-        }
-    }
-    for header in list {
-        if reserved.contains(&header.name.as_str()) {
-            continue;
-        }
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| format!("invalid metadata name {:?}", header.name))?;
-        let value = if header.name.ends_with("-bin") {
-            HeaderValue::from_str(
-                &base64::engine::general_purpose::STANDARD_NO_PAD.encode(&header.value),
-            )
-        } else {
-            HeaderValue::from_bytes(&header.value)
-        }
-        .map_err(|_| format!("invalid value for metadata {:?}", header.name))?;
-        kept.append(name, value);
-    }
-    *headers = kept;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bin_values_are_decoded_and_encoded() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-a-bin", HeaderValue::from_static("AP8K"));
-        headers.insert("x-plain", HeaderValue::from_static("v"));
-        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
-        let list = to_wit(&headers, &RESERVED_REQUEST);
-        assert_eq!(list.len(), 2);
-        let bin = list.iter().find(|h| h.name == "x-a-bin").unwrap();
-        assert_eq!(bin.value, [0, 255, 10]);
-        apply(&mut headers, list, &RESERVED_REQUEST).unwrap();
-        assert_eq!(headers["x-a-bin"], "AP8K");
-        assert_eq!(headers["content-type"], "application/grpc");
-    }
-
-    #[test]
-    fn padded_and_joined_bin_values_decode() {
-        assert_eq!(decode_bin(b"AQ==, Ag"), [1, 2]);
-    }
-
-    #[test]
-    fn invalid_names_from_plugins_are_errors() {
-        let mut headers = HeaderMap::new();
-        let bad = vec![Header {
-            name: "bad name".into(),
-            value: b"v".to_vec(),
-        }];
-        assert!(apply(&mut headers, bad, &RESERVED_REQUEST).is_err());
-    }
 }
