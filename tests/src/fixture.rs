@@ -69,6 +69,11 @@ impl Upstream {
         }
     }
 
+    /// Calls the test service received so far.
+    pub fn calls(&self) -> usize {
+        self.observed.calls.load(Ordering::Relaxed)
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)

@@ -228,44 +228,44 @@ async fn script(
     if let Some(code) = behave.strip_prefix("reset-before-headers:") {
         respond.send_reset(reason_of(code));
     } else if let Some(code) = behave.strip_prefix("reset-after-data:") {
-        let head = http::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(())
-            .expect("response");
-        let mut send = respond.send_response(head, false).expect("send headers");
+        let mut send = grpc_response(&mut respond);
         send.send_data(frame(b""), false).expect("send data");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         send.send_reset(reason_of(code));
     } else if let Some(count) = behave.strip_prefix("burst:") {
-        let head = http::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(())
-            .expect("response");
-        let mut send = respond.send_response(head, false).expect("send headers");
+        let mut send = grpc_response(&mut respond);
         for i in 0..count.parse::<u32>().unwrap_or(1) {
             send.send_data(frame(&i.to_be_bytes()), false)
                 .expect("send data");
         }
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-        let _ = send.send_trailers(trailers);
+        let _ = send.send_trailers(ok_trailers());
     } else if behave == "bad-response-frame" {
-        let head = http::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(())
-            .expect("response");
-        let mut send = respond.send_response(head, false).expect("send headers");
+        let mut send = grpc_response(&mut respond);
         send.send_data(Bytes::from_static(&[9, 0, 0, 0, 1, 0]), false)
             .expect("send data");
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-        let _ = send.send_trailers(trailers);
+        let _ = send.send_trailers(ok_trailers());
     } else {
         let reason = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
         if let Ok(reason) = reason {
             resets.lock().unwrap().push(reason);
         }
     }
+}
+
+/// Sends gRPC response headers (not ending the stream) and returns the body sender.
+fn grpc_response(respond: &mut h2::server::SendResponse<Bytes>) -> h2::SendStream<Bytes> {
+    let head = http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("response");
+    respond.send_response(head, false).expect("send headers")
+}
+
+/// Trailers with `grpc-status: 0`.
+fn ok_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    trailers
 }
 
 /// One unary call (`message` as the whole request body) where any connection or stream

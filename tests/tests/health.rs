@@ -6,7 +6,6 @@ use sluice::{Config, Overrides};
 use sluice_tests::fixture::{Proxy, Upstream, init_logs};
 use sluice_tests::pb::testing::Empty;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tonic_health::ServingStatus;
 
@@ -53,18 +52,14 @@ async fn active_checks_take_a_not_serving_endpoint_out_and_back() {
         .set_service_status("", ServingStatus::NotServing)
         .await;
     wait_for_state(&proxy, &b_addr, "unhealthy").await;
-    let before = b.observed.calls.load(Ordering::Relaxed);
+    let before = b.calls();
     for _ in 0..20 {
         client
             .empty_call(Empty {})
             .await
             .expect("served by the healthy endpoint");
     }
-    assert_eq!(
-        b.observed.calls.load(Ordering::Relaxed),
-        before,
-        "calls reached the unhealthy endpoint"
-    );
+    assert_eq!(b.calls(), before, "calls reached the unhealthy endpoint");
 
     b.health
         .set_service_status("", ServingStatus::Serving)
@@ -74,7 +69,7 @@ async fn active_checks_take_a_not_serving_endpoint_out_and_back() {
         client.empty_call(Empty {}).await.unwrap();
     }
     assert!(
-        b.observed.calls.load(Ordering::Relaxed) >= before + 5,
+        b.calls() >= before + 5,
         "the endpoint did not get calls back"
     );
 }
@@ -106,7 +101,7 @@ async fn a_dead_endpoint_is_ejected_and_readmitted() {
     // The endpoint comes up: after its backoff it is tried again and takes calls.
     let b = Upstream::serve(tokio::net::TcpListener::bind(b_addr).await.unwrap()).await;
     let started = Instant::now();
-    while b.observed.calls.load(Ordering::Relaxed) == 0 {
+    while b.calls() == 0 {
         client.empty_call(Empty {}).await.unwrap();
         assert!(
             started.elapsed() < Duration::from_secs(10),

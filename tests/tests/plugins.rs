@@ -8,7 +8,6 @@ use sluice_tests::pb::helloworld::HelloRequest;
 use sluice_tests::pb::helloworld::greeter_client::GreeterClient;
 use sluice_tests::pb::testing::*;
 use sluice_tests::plugins::PluginDir;
-use std::sync::atomic::Ordering;
 
 async fn proxy_with(upstream: &Upstream, dir: &PluginDir, mode: BodyMode) -> Proxy {
     Proxy::start(Overrides {
@@ -24,10 +23,6 @@ fn payload(len: usize) -> Option<Payload> {
     Some(Payload {
         body: vec![3u8; len],
     })
-}
-
-fn calls(upstream: &Upstream) -> usize {
-    upstream.observed.calls.load(Ordering::Relaxed)
 }
 
 #[tokio::test]
@@ -49,7 +44,7 @@ async fn auth_token_rejects_without_token_and_strips_it_on_success() {
         tonic::Code::Unauthenticated
     );
     assert_eq!(
-        calls(&upstream),
+        upstream.calls(),
         0,
         "rejected calls must not reach the upstream"
     );
@@ -98,9 +93,9 @@ async fn method_acl_denies_before_the_upstream() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("UnaryCall"));
-    assert_eq!(calls(&upstream), 0);
+    assert_eq!(upstream.calls(), 0);
     client.empty_call(Empty {}).await.unwrap();
-    assert_eq!(calls(&upstream), 1);
+    assert_eq!(upstream.calls(), 1);
 }
 
 #[tokio::test]

@@ -149,10 +149,7 @@ async fn calls_spread_over_endpoints_and_skip_a_dead_one() {
             .await
             .unwrap_or_else(|s| panic!("call {i} failed: {s}"));
     }
-    let (calls_a, calls_b) = (
-        a.observed.calls.load(std::sync::atomic::Ordering::Relaxed),
-        b.observed.calls.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let (calls_a, calls_b) = (a.calls(), b.calls());
     assert_eq!(calls_a + calls_b, 60);
     assert!(
         calls_a >= 15 && calls_b >= 15,

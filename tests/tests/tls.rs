@@ -98,13 +98,7 @@ async fn tls_listener_and_mtls_require_what_they_should() {
     let wrong = call_over_tls(mtls.addr, &ca.pem, Some(&stranger)).await;
     assert!(wrong.is_err(), "mTLS accepted a certificate of another CA");
     // The upstream saw only the calls that were let through (2).
-    assert_eq!(
-        upstream
-            .observed
-            .calls
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(upstream.calls(), 2);
 }
 
 #[tokio::test]
@@ -171,13 +165,7 @@ async fn upstream_tls_with_ca_sni_and_client_certificate() {
             "{label}: {status:?}"
         );
     }
-    assert_eq!(
-        upstream
-            .observed
-            .calls
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(upstream.calls(), 2);
 }
 
 #[tokio::test]
