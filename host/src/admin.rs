@@ -70,12 +70,8 @@ async fn handle(request: Request<Incoming>, proxy: Arc<Proxy>) -> Response<Full<
             crate::metrics::render(&proxy),
         ),
         (&Method::POST, "/reload") => {
-            let certificates = proxy.certificates().clone();
-            let reload = move || {
-                certificates.reload();
-                registry.reload()
-            };
-            match tokio::task::spawn_blocking(reload).await {
+            let proxy = proxy.clone();
+            match tokio::task::spawn_blocking(move || proxy.reload()).await {
                 Ok(report) => {
                     tracing::info!(loaded = ?report.loaded, refused = report.refused.len(), "reload requested over the admin listener");
                     json(&report)

@@ -76,13 +76,8 @@ async fn reload_on_sighup(proxy: std::sync::Arc<sluice::proxy::Proxy>) {
         return;
     };
     while hangups.recv().await.is_some() {
-        let registry = proxy.registry().clone();
-        let certificates = proxy.certificates().clone();
-        let reload = move || {
-            certificates.reload();
-            registry.reload()
-        };
-        if let Ok(report) = tokio::task::spawn_blocking(reload).await {
+        let proxy = proxy.clone();
+        if let Ok(report) = tokio::task::spawn_blocking(move || proxy.reload()).await {
             tracing::info!(loaded = ?report.loaded, refused = report.refused.len(), removed = ?report.removed, "SIGHUP: plugins reloaded");
         }
     }

@@ -77,7 +77,7 @@ pub fn render(proxy: &Proxy) -> String {
             connections.get_or_create(&labels).inc_by(stats.connects);
             open.get_or_create(&labels).set(stats.open as i64);
             in_flight.get_or_create(&labels).set(stats.in_flight as i64);
-            for state in ["healthy", "backoff", "unhealthy"] {
+            for state in crate::upstream::ENDPOINT_STATES {
                 states
                     .get_or_create(&EndpointStateLabels {
                         cluster: labels.cluster.clone(),

@@ -92,6 +92,13 @@ impl Proxy {
         &self.certificates
     }
 
+    /// Re-reads every certificate and the plugin folder (blocking: compiles changed
+    /// plugins), as SIGHUP and `POST /reload` ask.
+    pub fn reload(&self) -> crate::plugin::ReloadReport {
+        self.certificates.reload();
+        self.registry.reload()
+    }
+
     /// Cancelled when a shutdown's drain timeout passes: calls still running then end
     /// with `UNAVAILABLE`.
     pub fn drain_token(&self) -> &CancellationToken {

@@ -28,6 +28,9 @@ pub enum ServerError {
     /// The plugin runtime could not start.
     #[error("cannot start the plugin runtime: {0}")]
     Plugins(String),
+    /// A folder of certificate files could not be watched.
+    #[error("cannot watch the certificate folders: {0}")]
+    CertificateWatch(String),
     /// A certificate, key or CA file could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -356,7 +359,7 @@ fn watch_certificates(
         true
     })
     .map(Some)
-    .map_err(ServerError::Plugins)
+    .map_err(ServerError::CertificateWatch)
 }
 
 fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {

@@ -91,6 +91,9 @@ struct Health {
     last_probe_error: String,
 }
 
+/// The states an endpoint can be in, as [`EndpointStats::state`] names them.
+pub const ENDPOINT_STATES: [&str; 3] = ["healthy", "backoff", "unhealthy"];
+
 /// A snapshot of one endpoint for metrics.
 #[derive(Clone, Debug)]
 pub struct EndpointStats {

@@ -228,7 +228,7 @@ impl CallPlugins {
     /// pool instead of waiting for the call to end (a long stream through an auth plugin
     /// holds no instance).
     pub fn request_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
-        self.headers_hook(headers, Hooks::REQUEST_HEADERS, Direction::Request)?;
+        self.headers_hook(headers, Direction::Request)?;
         let (done, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.filters)
             .into_iter()
             .partition(|f| (f.plugin.hooks() | Hooks::REQUEST_HEADERS) == Hooks::REQUEST_HEADERS);
@@ -250,13 +250,12 @@ impl CallPlugins {
 
     /// Runs `on-response-headers`; modifications are applied to `headers`.
     pub fn response_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
-        self.headers_hook(headers, Hooks::RESPONSE_HEADERS, Direction::Response)
+        self.headers_hook(headers, Direction::Response)
     }
 
     fn headers_hook(
         &mut self,
         headers: &mut HeaderMap,
-        hook: Hooks,
         direction: Direction,
     ) -> Result<(), Status> {
         let (reserved, hook_kind): (&[&'static str], Hook) = match direction {
@@ -264,7 +263,11 @@ impl CallPlugins {
             Direction::Response => (&RESERVED_RESPONSE, Hook::ResponseHeaders),
         };
         for index in self.order(direction) {
-            if !self.filters[index].plugin.hooks().contains(hook) {
+            if !self.filters[index]
+                .plugin
+                .hooks()
+                .contains(hook_kind.flag())
+            {
                 continue;
             }
             let list = to_wit(headers, reserved);
@@ -308,8 +311,8 @@ impl CallPlugins {
         message: Bytes,
     ) -> Result<Option<Bytes>, Status> {
         let hook = match direction {
-            Direction::Request => (Hooks::REQUEST_MESSAGES, Hook::RequestMessage),
-            Direction::Response => (Hooks::RESPONSE_MESSAGES, Hook::ResponseMessage),
+            Direction::Request => Hook::RequestMessage,
+            Direction::Response => Hook::ResponseMessage,
         };
         self.bytes_hook(
             direction,
@@ -325,8 +328,8 @@ impl CallPlugins {
     /// Runs the frame hooks on one data frame; `Ok(None)` when a plugin dropped it.
     pub fn frame(&mut self, direction: Direction, frame: Bytes) -> Result<Option<Bytes>, Status> {
         let hook = match direction {
-            Direction::Request => (Hooks::REQUEST_FRAMES, Hook::RequestFrame),
-            Direction::Response => (Hooks::RESPONSE_FRAMES, Hook::ResponseFrame),
+            Direction::Request => Hook::RequestFrame,
+            Direction::Response => Hook::ResponseFrame,
         };
         self.bytes_hook(
             direction,
@@ -342,7 +345,7 @@ impl CallPlugins {
     fn bytes_hook(
         &mut self,
         direction: Direction,
-        (hook, hook_kind): (Hooks, Hook),
+        hook_kind: Hook,
         mut bytes: Bytes,
         call_hook: impl Fn(
             &super::bindings::GuestCall,
@@ -352,7 +355,11 @@ impl CallPlugins {
         ) -> wasmtime::Result<Verdict>,
     ) -> Result<Option<Bytes>, Status> {
         for index in self.order(direction) {
-            if !self.filters[index].plugin.hooks().contains(hook) {
+            if !self.filters[index]
+                .plugin
+                .hooks()
+                .contains(hook_kind.flag())
+            {
                 continue;
             }
             let verdict = self.run(
@@ -400,7 +407,11 @@ impl CallPlugins {
     /// headers); a reject replaces the status in them.
     pub fn trailers(&mut self, trailers: &mut HeaderMap) -> Result<(), Status> {
         for index in self.order(Direction::Response) {
-            if !self.filters[index].plugin.hooks().contains(Hooks::TRAILERS) {
+            if !self.filters[index]
+                .plugin
+                .hooks()
+                .contains(Hook::Trailers.flag())
+            {
                 continue;
             }
             let status = super::bindings::Status {

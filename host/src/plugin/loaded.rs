@@ -194,17 +194,7 @@ impl LoadedPlugin {
 
     /// Whether the plugin's interest includes `hook`.
     pub fn wants_hook(&self, hook: super::stats::Hook) -> bool {
-        use super::stats::Hook as H;
-        let flag = match hook {
-            H::RequestHeaders => Hooks::REQUEST_HEADERS,
-            H::RequestMessage => Hooks::REQUEST_MESSAGES,
-            H::RequestFrame => Hooks::REQUEST_FRAMES,
-            H::ResponseHeaders => Hooks::RESPONSE_HEADERS,
-            H::ResponseMessage => Hooks::RESPONSE_MESSAGES,
-            H::ResponseFrame => Hooks::RESPONSE_FRAMES,
-            H::Trailers => Hooks::TRAILERS,
-        };
-        self.hooks.contains(flag)
+        self.hooks.contains(hook.flag())
     }
 
     /// The plugin's name, shared.

@@ -1,6 +1,7 @@
 //! What plugins did: per plugin version, hook calls by hook and verdict and failures by
 //! kind (for `/metrics`); per call, the verdicts that changed it (for the access log).
 
+use super::bindings::Hooks;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +35,19 @@ impl Hook {
         Hook::ResponseFrame,
         Hook::Trailers,
     ];
+
+    /// The hook's flag in a plugin's interest.
+    pub fn flag(self) -> Hooks {
+        match self {
+            Hook::RequestHeaders => Hooks::REQUEST_HEADERS,
+            Hook::RequestMessage => Hooks::REQUEST_MESSAGES,
+            Hook::RequestFrame => Hooks::REQUEST_FRAMES,
+            Hook::ResponseHeaders => Hooks::RESPONSE_HEADERS,
+            Hook::ResponseMessage => Hooks::RESPONSE_MESSAGES,
+            Hook::ResponseFrame => Hooks::RESPONSE_FRAMES,
+            Hook::Trailers => Hooks::TRAILERS,
+        }
+    }
 
     /// The metric label.
     pub fn label(self) -> &'static str {

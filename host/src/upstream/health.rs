@@ -5,7 +5,8 @@
 
 use super::Endpoint;
 use crate::config::HealthCheck;
-use bytes::{Buf, Bytes};
+use crate::grpc::{Deframer, Encoding, encode_message};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use std::sync::Arc;
@@ -120,11 +121,9 @@ fn request_body(service: &str) -> Bytes {
         put_varint(&mut message, service.len() as u64);
         message.extend_from_slice(service.as_bytes());
     }
-    let mut framed = Vec::with_capacity(5 + message.len());
-    framed.push(0);
-    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&message);
-    framed.into()
+    let mut framed = BytesMut::new();
+    encode_message(&message, &mut framed);
+    framed.freeze()
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -150,15 +149,16 @@ fn get_varint(buf: &mut Bytes) -> Option<u64> {
     None
 }
 
-/// The `status` (field 1) of one uncompressed framed `HealthCheckResponse`; absent field
-/// means 0 (`UNKNOWN`).
-fn serving_status(mut body: Bytes) -> Option<u64> {
-    if body.len() < 5 || body[0] != 0 {
-        return None;
-    }
-    body.advance(1);
-    let length = body.get_u32() as usize;
-    if body.len() != length {
+/// Largest `HealthCheckResponse` accepted (it holds one enum field).
+const MAX_RESPONSE_BYTES: usize = 1024;
+
+/// The `status` (field 1) of the one framed `HealthCheckResponse` in `body`; an absent
+/// field means 0 (`UNKNOWN`).
+fn serving_status(body: Bytes) -> Option<u64> {
+    let mut deframer = Deframer::new(Encoding::Identity, MAX_RESPONSE_BYTES);
+    deframer.push(&body);
+    let mut body = deframer.next_message().ok()??;
+    if deframer.next_message().ok()?.is_some() || deframer.finish().is_err() {
         return None;
     }
     let mut status = 0;
