@@ -15,6 +15,10 @@ use std::rc::Rc;
 /// `on_trailers` runs. Request hooks of a chain run in file-name order, response hooks in
 /// reverse order.
 ///
+/// The value is dropped when the plugin's instance starts its next call, not the moment
+/// this one ends (the proxy does not enter the plugin just to drop it); do end-of-call
+/// work in `on_trailers`.
+///
 /// ```
 /// use sluice_sdk::{CallInfo, Code, Filter, Headers, Interest, Status};
 /// use std::rc::Rc;

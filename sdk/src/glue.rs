@@ -1,7 +1,6 @@
 //! The wasm side of the SDK: the bindings generated from `wit/filter.wit` and the adapter
 //! that turns a [`Filter`] into the exported `filter` interface. Used by [`crate::register!`].
 
-use crate::bindings::exports::sluice::filter::filter as wit;
 use crate::bindings::sluice::filter::types as t;
 use crate::{CallInfo, Code, Filter, Headers, Interest, Status, Verdict};
 use std::any::Any;
@@ -45,9 +44,9 @@ fn interest_to_wit(interest: Interest) -> t::Interest {
     }
 }
 
-/// The per-call resource: holds one `F` per call.
-#[derive(Debug)]
-pub struct CallAdapter<F>(RefCell<F>);
+/// Where a plugin keeps the call it is serving: one per plugin, made by
+/// [`crate::register!`]. An instance serves one call at a time.
+pub type CurrentCall<F> = std::thread::LocalKey<RefCell<Option<F>>>;
 
 fn headers_from_wit(headers: Vec<t::Header>) -> Headers {
     Headers::new(headers.into_iter().map(|h| (h.name, h.value)).collect())
@@ -85,53 +84,86 @@ fn verdict_to_wit(verdict: Verdict) -> t::Verdict {
     }
 }
 
-impl<F: Filter> wit::GuestCall for CallAdapter<F> {
-    fn new(info: t::CallInfo) -> Self {
-        let settings = SETTINGS
-            .with(|s| s.borrow().clone())
-            .expect("configure runs before any call")
-            .downcast::<F::Settings>()
-            .unwrap_or_else(|_| unreachable!("settings of this filter type"));
-        let info = CallInfo {
-            method: info.method,
-            authority: info.authority,
-            deadline_ms: info.deadline_ms,
-        };
-        CallAdapter(RefCell::new(F::new(settings, &info)))
-    }
+/// `start-call`: drops the previous call's state, then makes this call's `F`.
+pub fn start_call<F: Filter>(current: &'static CurrentCall<F>, info: t::CallInfo) {
+    // The old state goes first, so two calls' states never live at once.
+    current.with(|c| c.borrow_mut().take());
+    let settings = SETTINGS
+        .with(|s| s.borrow().clone())
+        .expect("configure runs before any call")
+        .downcast::<F::Settings>()
+        .unwrap_or_else(|_| unreachable!("settings of this filter type"));
+    let info = CallInfo {
+        method: info.method,
+        authority: info.authority,
+        deadline_ms: info.deadline_ms,
+    };
+    let filter = F::new(settings, &info);
+    current.with(|c| *c.borrow_mut() = Some(filter));
+}
 
-    fn on_request_headers(&self, headers: Vec<t::Header>) -> t::HeadersVerdict {
-        let mut headers = headers_from_wit(headers);
-        let result = self.0.borrow_mut().on_request_headers(&mut headers);
-        headers_verdict(result, headers)
-    }
+/// Runs `hook` on the current call's `F` (the host starts a call before any hook).
+fn with_call<F: Filter, R>(current: &'static CurrentCall<F>, hook: impl FnOnce(&mut F) -> R) -> R {
+    current.with(|c| hook(c.borrow_mut().as_mut().expect("a hook before start-call")))
+}
 
-    fn on_request_message(&self, message: Vec<u8>) -> t::Verdict {
-        verdict_to_wit(self.0.borrow_mut().on_request_message(&message))
-    }
+/// `on-request-headers`.
+pub fn on_request_headers<F: Filter>(
+    current: &'static CurrentCall<F>,
+    headers: Vec<t::Header>,
+) -> t::HeadersVerdict {
+    let mut headers = headers_from_wit(headers);
+    let result = with_call(current, |f| f.on_request_headers(&mut headers));
+    headers_verdict(result, headers)
+}
 
-    fn on_request_frame(&self, frame: Vec<u8>) -> t::Verdict {
-        verdict_to_wit(self.0.borrow_mut().on_request_frame(&frame))
-    }
+/// `on-request-message`.
+pub fn on_request_message<F: Filter>(
+    current: &'static CurrentCall<F>,
+    message: Vec<u8>,
+) -> t::Verdict {
+    verdict_to_wit(with_call(current, |f| f.on_request_message(&message)))
+}
 
-    fn on_response_headers(&self, headers: Vec<t::Header>) -> t::HeadersVerdict {
-        let mut headers = headers_from_wit(headers);
-        let result = self.0.borrow_mut().on_response_headers(&mut headers);
-        headers_verdict(result, headers)
-    }
+/// `on-request-frame`.
+pub fn on_request_frame<F: Filter>(current: &'static CurrentCall<F>, frame: Vec<u8>) -> t::Verdict {
+    verdict_to_wit(with_call(current, |f| f.on_request_frame(&frame)))
+}
 
-    fn on_response_message(&self, message: Vec<u8>) -> t::Verdict {
-        verdict_to_wit(self.0.borrow_mut().on_response_message(&message))
-    }
+/// `on-response-headers`.
+pub fn on_response_headers<F: Filter>(
+    current: &'static CurrentCall<F>,
+    headers: Vec<t::Header>,
+) -> t::HeadersVerdict {
+    let mut headers = headers_from_wit(headers);
+    let result = with_call(current, |f| f.on_response_headers(&mut headers));
+    headers_verdict(result, headers)
+}
 
-    fn on_response_frame(&self, frame: Vec<u8>) -> t::Verdict {
-        verdict_to_wit(self.0.borrow_mut().on_response_frame(&frame))
-    }
+/// `on-response-message`.
+pub fn on_response_message<F: Filter>(
+    current: &'static CurrentCall<F>,
+    message: Vec<u8>,
+) -> t::Verdict {
+    verdict_to_wit(with_call(current, |f| f.on_response_message(&message)))
+}
 
-    fn on_trailers(&self, status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
-        let status = Status::new(Code::from_u32(status.code), status.message);
-        let mut trailers = headers_from_wit(trailers);
-        let result = self.0.borrow_mut().on_trailers(&status, &mut trailers);
-        headers_verdict(result, trailers)
-    }
+/// `on-response-frame`.
+pub fn on_response_frame<F: Filter>(
+    current: &'static CurrentCall<F>,
+    frame: Vec<u8>,
+) -> t::Verdict {
+    verdict_to_wit(with_call(current, |f| f.on_response_frame(&frame)))
+}
+
+/// `on-trailers`.
+pub fn on_trailers<F: Filter>(
+    current: &'static CurrentCall<F>,
+    status: t::Status,
+    trailers: Vec<t::Header>,
+) -> t::HeadersVerdict {
+    let status = Status::new(Code::from_u32(status.code), status.message);
+    let mut trailers = headers_from_wit(trailers);
+    let result = with_call(current, |f| f.on_trailers(&status, &mut trailers));
+    headers_verdict(result, trailers)
 }

@@ -89,18 +89,48 @@ macro_rules! register {
         pub struct __SluiceExport;
 
         #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::exports::sluice::filter::filter::Guest for __SluiceExport {
-            type Call = $crate::glue::CallAdapter<$filter>;
-
-            fn configure(
-                config: ::std::string::String,
-            ) -> ::std::result::Result<
-                $crate::bindings::sluice::filter::types::Interest,
-                ::std::string::String,
-            > {
-                $crate::glue::configure::<$filter>(config)
-            }
+        ::std::thread_local! {
+            static __SLUICE_CALL: ::std::cell::RefCell<::std::option::Option<$filter>> =
+                const { ::std::cell::RefCell::new(::std::option::Option::None) };
         }
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::bindings::sluice::filter::types as t;
+            use $crate::glue;
+            use ::std::string::String;
+            use ::std::vec::Vec;
+
+            impl $crate::bindings::exports::sluice::filter::filter::Guest for __SluiceExport {
+                fn configure(config: String) -> ::std::result::Result<t::Interest, String> {
+                    glue::configure::<$filter>(config)
+                }
+                fn start_call(info: t::CallInfo) {
+                    glue::start_call(&__SLUICE_CALL, info)
+                }
+                fn on_request_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::on_request_headers(&__SLUICE_CALL, headers)
+                }
+                fn on_request_message(message: Vec<u8>) -> t::Verdict {
+                    glue::on_request_message(&__SLUICE_CALL, message)
+                }
+                fn on_request_frame(frame: Vec<u8>) -> t::Verdict {
+                    glue::on_request_frame(&__SLUICE_CALL, frame)
+                }
+                fn on_response_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::on_response_headers(&__SLUICE_CALL, headers)
+                }
+                fn on_response_message(message: Vec<u8>) -> t::Verdict {
+                    glue::on_response_message(&__SLUICE_CALL, message)
+                }
+                fn on_response_frame(frame: Vec<u8>) -> t::Verdict {
+                    glue::on_response_frame(&__SLUICE_CALL, frame)
+                }
+                fn on_trailers(status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::on_trailers(&__SLUICE_CALL, status, trailers)
+                }
+            }
+        };
 
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_sluice_plugin!(__SluiceExport with_types_in $crate::bindings);

@@ -207,6 +207,39 @@ async fn dedupe_drops_repeated_request_messages() {
     assert_eq!(response.into_inner().aggregated_payload_size, 40);
 }
 
+/// Calls one after another reuse the one pooled instance; each starts with fresh state
+/// (`start-call` drops the previous call's): the first message of the second call is not
+/// a "repeat" of the last message of the first.
+#[tokio::test]
+async fn a_reused_instance_starts_each_call_afresh() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-dedupe", "dedupe", "")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    let mut client = proxy.client().await;
+    for call in 0..3 {
+        let requests = [10, 10].map(|n| StreamingInputCallRequest {
+            payload: payload(n),
+        });
+        let response = client
+            .streaming_input_call(tokio_stream::iter(requests))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.into_inner().aggregated_payload_size,
+            10,
+            "call {call}"
+        );
+        // The call is over once its response is in; its instance is back in the pool.
+        let started = std::time::Instant::now();
+        while plugin.idle_instances() != 1 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn hello_rewrite_is_typed_and_scoped_to_the_greeter() {
     init_logs();

@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use self::exports::sluice::filter::filter::{Guest, GuestCall};
+pub use self::exports::sluice::filter::filter::Guest;
 pub use self::sluice::filter::host::Level;
 pub use self::sluice::filter::types::{
     CallInfo, Header, HeadersVerdict, Hooks, Interest, Status, Verdict,

@@ -1,5 +1,5 @@
 //! The plugins of one call: for each plugin of the chain that wants the call's method, an
-//! instance and its per-call `call` resource. Runs the hooks in chain order for the request
+//! instance of its own, started with `start-call`. Runs the hooks in chain order for the request
 //! and in reverse order for the response, applies the verdicts, and turns a trapped or
 //! timed-out plugin into a status for this call only (the instance is thrown away).
 
@@ -14,7 +14,6 @@ use crate::grpc::{Code, Status};
 use bytes::Bytes;
 use http::HeaderMap;
 use std::sync::{Arc, Mutex};
-use wasmtime::component::ResourceAny;
 
 /// Which way a message or frame travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +27,6 @@ pub enum Direction {
 struct ActiveFilter {
     plugin: Arc<LoadedPlugin>,
     instance: Option<Instance>,
-    call: ResourceAny,
 }
 
 /// The plugins taking part in one call.
@@ -68,15 +66,14 @@ impl CallPlugins {
                 instance
                     .store
                     .set_epoch_deadline(plugin.limits().deadline_ticks());
-                let call = instance
+                instance
                     .plugin
                     .sluice_filter_filter()
-                    .call()
-                    .call_constructor(&mut instance.store, info)
+                    .call_start_call(&mut instance.store, info)
                     .map_err(|e| format!("{e:#}"))?;
-                Ok((instance, call))
+                Ok(instance)
             });
-            let (instance, call) = match started {
+            let instance = match started {
                 Ok(started) => started,
                 Err(reason) => match plugin.limits().on_error {
                     FailurePolicy::FailClosed => {
@@ -98,7 +95,6 @@ impl CallPlugins {
             filters.push(ActiveFilter {
                 plugin: plugin.clone(),
                 instance: Some(instance),
-                call,
             });
         }
         Ok((!filters.is_empty()).then_some(CallPlugins {
@@ -140,9 +136,8 @@ impl CallPlugins {
         hook_kind: Hook,
         what: &str,
         hook: impl FnOnce(
-            &super::bindings::GuestCall,
+            &super::bindings::Guest,
             &mut wasmtime::Store<super::runtime::StoreData>,
-            ResourceAny,
         ) -> wasmtime::Result<R>,
     ) -> Result<Option<R>, Status> {
         let filter = &mut self.filters[index];
@@ -162,7 +157,7 @@ impl CallPlugins {
             .store
             .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
         let exports = instance.plugin.sluice_filter_filter();
-        match hook(&exports.call(), &mut instance.store, filter.call) {
+        match hook(exports, &mut instance.store) {
             Ok(result) => Ok(Some(result)),
             Err(err) => {
                 let (kind, reason) = match err.downcast_ref::<wasmtime::Trap>() {
@@ -271,15 +266,16 @@ impl CallPlugins {
                 continue;
             }
             let list = to_wit(headers, reserved);
-            let verdict = self.run(
-                index,
-                hook_kind,
-                "a headers hook",
-                |call, store, resource| match direction {
-                    Direction::Request => call.call_on_request_headers(store, resource, &list),
-                    Direction::Response => call.call_on_response_headers(store, resource, &list),
-                },
-            )?;
+            let verdict =
+                self.run(
+                    index,
+                    hook_kind,
+                    "a headers hook",
+                    |filter, store| match direction {
+                        Direction::Request => filter.call_on_request_headers(store, &list),
+                        Direction::Response => filter.call_on_response_headers(store, &list),
+                    },
+                )?;
             match verdict {
                 None => {}
                 Some(HeadersVerdict::Continue) => self.record(index, hook_kind, Outcome::Forward),
@@ -318,9 +314,9 @@ impl CallPlugins {
             direction,
             hook,
             message,
-            |call, store, resource, bytes| match direction {
-                Direction::Request => call.call_on_request_message(store, resource, bytes),
-                Direction::Response => call.call_on_response_message(store, resource, bytes),
+            |filter, store, bytes| match direction {
+                Direction::Request => filter.call_on_request_message(store, bytes),
+                Direction::Response => filter.call_on_response_message(store, bytes),
             },
         )
     }
@@ -335,9 +331,9 @@ impl CallPlugins {
             direction,
             hook,
             frame,
-            |call, store, resource, bytes| match direction {
-                Direction::Request => call.call_on_request_frame(store, resource, bytes),
-                Direction::Response => call.call_on_response_frame(store, resource, bytes),
+            |filter, store, bytes| match direction {
+                Direction::Request => filter.call_on_request_frame(store, bytes),
+                Direction::Response => filter.call_on_response_frame(store, bytes),
             },
         )
     }
@@ -348,9 +344,8 @@ impl CallPlugins {
         hook_kind: Hook,
         mut bytes: Bytes,
         call_hook: impl Fn(
-            &super::bindings::GuestCall,
+            &super::bindings::Guest,
             &mut wasmtime::Store<super::runtime::StoreData>,
-            ResourceAny,
             &[u8],
         ) -> wasmtime::Result<Verdict>,
     ) -> Result<Option<Bytes>, Status> {
@@ -362,12 +357,9 @@ impl CallPlugins {
             {
                 continue;
             }
-            let verdict = self.run(
-                index,
-                hook_kind,
-                "a message hook",
-                |call, store, resource| call_hook(call, store, resource, &bytes),
-            )?;
+            let verdict = self.run(index, hook_kind, "a message hook", |filter, store| {
+                call_hook(filter, store, &bytes)
+            })?;
             match verdict {
                 None => {}
                 Some(Verdict::Forward) => self.record(index, hook_kind, Outcome::Forward),
@@ -429,7 +421,7 @@ impl CallPlugins {
                 index,
                 Hook::Trailers,
                 "the trailers hook",
-                |call, store, resource| call.call_on_trailers(store, resource, &status, &list),
+                |filter, store| filter.call_on_trailers(store, &status, &list),
             )?;
             match verdict {
                 None => {}
@@ -506,16 +498,11 @@ impl Drop for CallPlugins {
     }
 }
 
-/// Ends the plugin's part in the call: drops its `call` resource and returns the instance
-/// to the pool (unless it broke).
+/// Ends the plugin's part in the call: the instance goes back to the pool (unless it
+/// broke). No wasm runs here: the call's state is dropped by the instance's next
+/// `start-call`.
 fn release(filter: &mut ActiveFilter) {
-    let Some(mut instance) = filter.instance.take() else {
-        return;
-    };
-    instance
-        .store
-        .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
-    if filter.call.resource_drop(&mut instance.store).is_ok() {
+    if let Some(instance) = filter.instance.take() {
         filter.plugin.checkin(instance);
     }
 }
