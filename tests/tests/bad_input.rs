@@ -62,10 +62,18 @@ async fn malformed_and_truncated_prefixes_are_internal_on_the_message_path() {
     let upstream = Upstream::start().await;
     let proxy = Proxy::to(upstream.addr, BodyMode::Message).await;
     let mut client = raw::connect(proxy.addr).await;
-    let cases: [(&str, &[u8]); 3] = [
+    // The last three: a good message first, in the same DATA frame as the bad bytes and
+    // the end of the stream, so the good one goes upstream and the error must still come.
+    let cases: [(&str, &[u8]); 6] = [
         ("bad flag", &[7, 0, 0, 0, 1, 0]),
         ("truncated payload", &[0, 0, 0, 0, 10, 1, 2, 3]),
         ("truncated prefix", &[0, 0, 0]),
+        ("message, then bad flag", &[0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0]),
+        (
+            "message, then truncated payload",
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 1],
+        ),
+        ("message, then truncated prefix", &[0, 0, 0, 0, 0, 0, 0]),
     ];
     for (name, body) in cases {
         let response = send(&mut client, &[], &[Bytes::copy_from_slice(body)]).await;

@@ -61,6 +61,12 @@ impl MessageStage {
         self.pending_error.take()
     }
 
+    /// Whether nothing is held back: no error waiting and no partial message. Until then
+    /// the body must not be reported as ended, or the error would never be raised.
+    pub fn is_settled(&self) -> bool {
+        self.pending_error.is_none() && self.deframer.finish().is_ok()
+    }
+
     /// Called at the end of the body: it must end on a message boundary.
     pub fn on_end(&self) -> Result<(), Status> {
         self.deframer.finish().map_err(|e| e.to_status())

@@ -136,6 +136,8 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // hyper sends END_STREAM with the last data when this says so, without polling
+        // again: a held-back error or a partial message must get that last poll.
+        self.inner.is_end_stream() && self.stage.as_ref().is_none_or(|s| s.is_settled())
     }
 }
