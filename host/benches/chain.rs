@@ -51,7 +51,7 @@ fn message(len: usize) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = Runtime::new(None).unwrap();
+    let runtime = Runtime::new(None, 2_000).unwrap();
     let forward = load(&runtime, "size_limit", "max_request_bytes = 100000000");
     let modify = load(&runtime, "redact_fields", "request_fields = [2]");
     let no_match = load(&runtime, "redact_fields", "request_fields = [9]");

@@ -91,8 +91,9 @@ impl Server {
                     config.plugin_policies.clone(),
                 );
                 let cache = config.plugin_cache.clone();
+                let instances = config.limits.plugin_instances;
                 tokio::task::spawn_blocking(move || {
-                    let runtime = Runtime::new(cache.as_deref())
+                    let runtime = Runtime::new(cache.as_deref(), instances)
                         .map_err(|e| ServerError::Plugins(e.to_string()))?;
                     let (dir, body_mode, policies) = source;
                     Ok::<_, ServerError>(Registry::open(PluginSource {

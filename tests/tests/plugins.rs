@@ -389,3 +389,84 @@ async fn headers_only_plugins_hold_no_instance_during_a_stream() {
         }
     }
 }
+
+type Client = test_service_client::TestServiceClient<tonic::transport::Channel>;
+type OpenCall = (
+    tokio::sync::mpsc::Sender<StreamingOutputCallRequest>,
+    tonic::Streaming<StreamingOutputCallResponse>,
+);
+
+/// A bidi call held open through the proxy; `Err` if the proxy refused it.
+async fn open_duplex(client: &mut Client) -> Result<OpenCall, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut replies = client
+        .full_duplex_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let ask = StreamingOutputCallRequest {
+        response_parameters: vec![ResponseParameters {
+            size: 4,
+            interval_us: 0,
+        }],
+        payload: None,
+        response_status: None,
+    };
+    tx.send(ask).await.expect("call open");
+    replies.message().await?.expect("one reply");
+    Ok((tx, replies))
+}
+
+/// `[limits] plugin_instances` bounds the instances alive at once: a call that needs one
+/// more gets UNAVAILABLE naming the plugin (and the proxy serves on), and idle instances
+/// of any plugin are given up when a call needs the room.
+#[tokio::test]
+async fn the_instance_pool_is_bounded_and_idle_instances_make_room() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    // dedupe takes part in every call, hello-rewrite only in Greeter calls.
+    let dir = PluginDir::new(&[
+        ("10-dedupe", "dedupe", ""),
+        ("20-hello", "hello_rewrite", ""),
+    ]);
+    let mut config = sluice::Config::load(&Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        upstream: Some(upstream.addr.to_string()),
+        plugins: Some(dir.path().to_owned()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    config.limits.plugin_instances = 2;
+    let proxy = Proxy::from_config(config).await;
+    // Loading left one idle instance of each plugin: the pool is full.
+    let mut client = proxy.client().await;
+    let first = open_duplex(&mut client)
+        .await
+        .expect("reuses dedupe's idle instance");
+    let second = open_duplex(&mut client)
+        .await
+        .expect("hello-rewrite's idle instance is given up for it");
+    let refused = open_duplex(&mut client).await.expect_err("no room left");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("dedupe"), "{refused:?}");
+    for (tx, mut replies) in [first, second] {
+        drop(tx);
+        while replies.message().await.unwrap().is_some() {}
+    }
+    let dedupe = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    let started = std::time::Instant::now();
+    while dedupe.idle_instances() != 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "instances not back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A Greeter call needs both plugins; hello-rewrite's instance is made again, in the
+    // room of one of dedupe's now idle ones.
+    let channel = sluice_tests::fixture::channel(proxy.addr).await;
+    let reply = GreeterClient::new(channel)
+        .say_hello(HelloRequest { name: "ada".into() })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().message, "Hello, ADA!");
+}

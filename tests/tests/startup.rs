@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 fn start(dir: &PluginDir, cache: &std::path::Path) -> (Duration, usize) {
     let started = Instant::now();
-    let runtime = Runtime::new(Some(cache)).unwrap();
+    let runtime = Runtime::new(Some(cache), 2_000).unwrap();
     let registry = Registry::open(PluginSource {
         runtime,
         dir: dir.path().to_owned(),

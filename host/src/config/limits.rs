@@ -1,5 +1,6 @@
 //! The `[limits]` section: message size, HTTP/2 streams and windows, keepalive, idle and
-//! drain timeouts, header list size, default deadline — defaults and validation.
+//! drain timeouts, header list size, default deadline, plugin instances — defaults and
+//! validation.
 
 use super::{ConfigError, invalid};
 use serde::Deserialize;
@@ -19,6 +20,7 @@ pub(super) struct FileLimits {
     max_header_list_bytes: Option<u32>,
     default_deadline_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
+    plugin_instances: Option<u32>,
 }
 
 /// Limits and HTTP/2 tuning.
@@ -45,6 +47,10 @@ pub struct Limits {
     pub default_deadline: Option<Duration>,
     /// A client connection with no call open for this long is closed (GOAWAY); `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Plugin instances alive at once, all plugins together (in use and idle). A call
+    /// holds one per plugin taking part in it; idle ones are given up when new ones are
+    /// needed. Beyond it a call gets `UNAVAILABLE`.
+    pub plugin_instances: u32,
 }
 
 impl Default for Limits {
@@ -60,6 +66,7 @@ impl Default for Limits {
             max_header_list_bytes: 64 * 1024,
             default_deadline: None,
             idle_timeout: Some(Duration::from_secs(300)),
+            plugin_instances: 2_000,
         }
     }
 }
@@ -103,11 +110,18 @@ impl FileLimits {
                 Some(ms) => Some(Duration::from_millis(ms)),
                 None => defaults.idle_timeout,
             },
+            plugin_instances: file.plugin_instances.unwrap_or(defaults.plugin_instances),
         };
         if limits.max_message_bytes == 0 || limits.max_message_bytes > u32::MAX as usize {
             return Err(invalid(
                 "limits.max_message_bytes",
                 "must be between 1 and 4294967295",
+            ));
+        }
+        if !(1..=100_000).contains(&limits.plugin_instances) {
+            return Err(invalid(
+                "limits.plugin_instances",
+                "must be between 1 and 100000",
             ));
         }
         if limits.max_concurrent_streams == 0 {

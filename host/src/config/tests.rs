@@ -47,6 +47,7 @@ fn file_routes_and_clusters_are_read_and_flags_win() {
         cluster = "a"
         [limits]
         max_message_bytes = 1024
+        plugin_instances = 300
     "#;
     let overrides = Overrides {
         listen: Some("127.0.0.1:7001".into()),
@@ -57,6 +58,7 @@ fn file_routes_and_clusters_are_read_and_flags_win() {
     assert_eq!(config.listen, "127.0.0.1:7001");
     assert_eq!(config.body_mode, BodyMode::Message);
     assert_eq!(config.limits.max_message_bytes, 1024);
+    assert_eq!(config.limits.plugin_instances, 300);
     assert_eq!(config.clusters[0].connections_per_endpoint, 3);
     assert_eq!(config.clusters[0].balancing, Balancing::PowerOfTwoChoices);
     assert_eq!(config.routes.len(), 2, "the flag's `*` replaced the file's");
@@ -106,6 +108,7 @@ fn bad_values_name_their_key() {
             "[limits]\nmax_message_bytes = 0",
             "limits.max_message_bytes",
         ),
+        ("[limits]\nplugin_instances = 0", "limits.plugin_instances"),
     ];
     for (text, key) in cases {
         let err = Config::from_toml(text, Path::new("x.toml"), &flags())

@@ -3,12 +3,12 @@
 //! reused across calls (an instance that trapped is never returned to the pool).
 
 use super::bindings::{Hooks, PluginPre};
-use super::runtime::{Instance, PluginCounters, PluginLimits, Runtime, StoreData};
+use super::runtime::{IdlePool, Instance, PluginCounters, PluginLimits, Runtime, StoreData};
 use super::stats::PluginStats;
 use crate::routing::Pattern;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Idle instances kept per plugin version for reuse: enough for the calls a busy proxy has
@@ -39,7 +39,7 @@ pub struct LoadedPlugin {
     limits: PluginLimits,
     counters: Arc<PluginCounters>,
     stats: PluginStats,
-    idle: Mutex<Vec<Instance>>,
+    idle: Arc<IdlePool>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -110,7 +110,11 @@ impl LoadedPlugin {
             limits,
             counters,
             stats: PluginStats::default(),
-            idle: Mutex::new(vec![instance]),
+            idle: {
+                let idle = runtime.idle_pool();
+                idle.lock().expect("idle lock").push(instance);
+                idle
+            },
         })
     }
 

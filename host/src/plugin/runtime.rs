@@ -173,10 +173,15 @@ pub enum RuntimeError {
     Engine(String),
 }
 
+/// Idle instances of one plugin version, waiting for calls.
+pub type IdlePool = Mutex<Vec<Instance>>;
+
 /// The shared engine and linker.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    /// Every loaded version's idle instances: given up when the instance pool is full.
+    idle_pools: Arc<Mutex<Vec<std::sync::Weak<IdlePool>>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -200,9 +205,10 @@ impl std::fmt::Debug for Instance {
 }
 
 impl Runtime {
-    /// Creates the engine (and its epoch ticker thread) and the linker. With `cache`,
-    /// compiled plugins are cached in that (private) folder, keyed by their content.
-    pub fn new(cache: Option<&std::path::Path>) -> Result<Runtime, RuntimeError> {
+    /// Creates the engine (and its epoch ticker thread) and the linker, for at most
+    /// `instances` plugin instances alive at once. With `cache`, compiled plugins are
+    /// cached in that (private) folder, keyed by their content.
+    pub fn new(cache: Option<&std::path::Path>, instances: u32) -> Result<Runtime, RuntimeError> {
         let mut config = wasmtime::Config::new();
         if let Some(dir) = cache {
             let mut cache_config = wasmtime::CacheConfig::new();
@@ -216,10 +222,11 @@ impl Runtime {
         config.epoch_interruption(true);
         config.concurrency_support(false);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(2_000)
-            .total_core_instances(8_000)
-            .total_memories(4_000)
-            .total_tables(8_000)
+        // A plugin component has a few core instances, memories and tables of its own.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
             .max_memory_size(256 * 1024 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
@@ -234,7 +241,10 @@ impl Runtime {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(Runtime { engine })
+        Ok(Runtime {
+            engine,
+            idle_pools: Arc::default(),
+        })
     }
 
     /// The host imports plus the few WASI interfaces plugins may use.
@@ -279,7 +289,32 @@ impl Runtime {
             .map_err(|e| format!("does not export the sluice:filter interface: {e:#}"))
     }
 
-    /// A new instance with its own store, memory cap and no WASI capabilities.
+    /// A new idle pool, given up by [`Runtime::instantiate`] when the instance pool is full.
+    pub fn idle_pool(&self) -> Arc<IdlePool> {
+        let pool = Arc::new(IdlePool::default());
+        let mut pools = self.idle_pools.lock().expect("idle pools lock");
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(&pool));
+        pool
+    }
+
+    /// Drops every idle instance of every plugin; how many.
+    fn drop_idle_instances(&self) -> usize {
+        let pools: Vec<_> = self
+            .idle_pools
+            .lock()
+            .expect("idle pools lock")
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        pools
+            .iter()
+            .map(|pool| std::mem::take(&mut *pool.lock().expect("idle lock")).len())
+            .sum()
+    }
+
+    /// A new instance with its own store, memory cap and no WASI capabilities. When the
+    /// instance pool is full, idle instances (of any plugin) are given up for it.
     pub fn instantiate(
         &self,
         pre: &PluginPre<StoreData>,
@@ -287,6 +322,31 @@ impl Runtime {
         counters: Arc<PluginCounters>,
         limits: &PluginLimits,
     ) -> Result<Instance, String> {
+        match self.try_instantiate(pre, name.clone(), counters.clone(), limits) {
+            Err(err)
+                if err
+                    .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                let dropped = self.drop_idle_instances();
+                tracing::debug!(
+                    dropped,
+                    "plugin instance pool full: idle instances given up"
+                );
+                self.try_instantiate(pre, name, counters, limits)
+            }
+            result => result,
+        }
+        .map_err(|e| format!("instantiation failed: {e:#}"))
+    }
+
+    fn try_instantiate(
+        &self,
+        pre: &PluginPre<StoreData>,
+        name: Arc<str>,
+        counters: Arc<PluginCounters>,
+        limits: &PluginLimits,
+    ) -> wasmtime::Result<Instance> {
         let data = StoreData {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -300,9 +360,7 @@ impl Runtime {
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(limits.deadline_ticks());
-        let plugin = pre
-            .instantiate(&mut store)
-            .map_err(|e| format!("instantiation failed: {e:#}"))?;
+        let plugin = pre.instantiate(&mut store)?;
         Ok(Instance { store, plugin })
     }
 }
