@@ -118,10 +118,13 @@ impl FileLimits {
                 "must be between 1 and 4294967295",
             ));
         }
-        if !(1..=100_000).contains(&limits.plugin_instances) {
+        // Each instance reserves about 8 GiB of address space (two 4 GiB memory slots with
+        // guard pages, so wasm code needs no bounds checks): 10,000 fit in the 128 TiB of a
+        // 64-bit process, 20,000 do not.
+        if !(1..=10_000).contains(&limits.plugin_instances) {
             return Err(invalid(
                 "limits.plugin_instances",
-                "must be between 1 and 100000",
+                "must be between 1 and 10000",
             ));
         }
         if limits.max_concurrent_streams == 0 {

@@ -109,6 +109,10 @@ fn bad_values_name_their_key() {
             "limits.max_message_bytes",
         ),
         ("[limits]\nplugin_instances = 0", "limits.plugin_instances"),
+        (
+            "[limits]\nplugin_instances = 20000",
+            "limits.plugin_instances",
+        ),
     ];
     for (text, key) in cases {
         let err = Config::from_toml(text, Path::new("x.toml"), &flags())
