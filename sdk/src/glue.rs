@@ -107,53 +107,26 @@ fn with_call<F: Filter, R>(current: &'static CurrentCall<F>, hook: impl FnOnce(&
     current.with(|c| hook(c.borrow_mut().as_mut().expect("a hook before start-call")))
 }
 
-/// `on-request-headers`.
-pub fn on_request_headers<F: Filter>(
+/// A headers hook (`on-request-headers`, `on-response-headers`): runs `hook` — the
+/// [`Filter`] method — on the current call.
+pub fn headers_hook<F: Filter>(
     current: &'static CurrentCall<F>,
     headers: Vec<t::Header>,
+    hook: fn(&mut F, &mut Headers) -> Result<(), Status>,
 ) -> t::HeadersVerdict {
     let mut headers = headers_from_wit(headers);
-    let result = with_call(current, |f| f.on_request_headers(&mut headers));
+    let result = with_call(current, |f| hook(f, &mut headers));
     headers_verdict(result, headers)
 }
 
-/// `on-request-message`.
-pub fn on_request_message<F: Filter>(
+/// A message or frame hook (`on-request-message`, `on-response-frame`, …): runs `hook` —
+/// the [`Filter`] method — on the current call.
+pub fn bytes_hook<F: Filter>(
     current: &'static CurrentCall<F>,
-    message: Vec<u8>,
+    bytes: Vec<u8>,
+    hook: fn(&mut F, &[u8]) -> Verdict,
 ) -> t::Verdict {
-    verdict_to_wit(with_call(current, |f| f.on_request_message(&message)))
-}
-
-/// `on-request-frame`.
-pub fn on_request_frame<F: Filter>(current: &'static CurrentCall<F>, frame: Vec<u8>) -> t::Verdict {
-    verdict_to_wit(with_call(current, |f| f.on_request_frame(&frame)))
-}
-
-/// `on-response-headers`.
-pub fn on_response_headers<F: Filter>(
-    current: &'static CurrentCall<F>,
-    headers: Vec<t::Header>,
-) -> t::HeadersVerdict {
-    let mut headers = headers_from_wit(headers);
-    let result = with_call(current, |f| f.on_response_headers(&mut headers));
-    headers_verdict(result, headers)
-}
-
-/// `on-response-message`.
-pub fn on_response_message<F: Filter>(
-    current: &'static CurrentCall<F>,
-    message: Vec<u8>,
-) -> t::Verdict {
-    verdict_to_wit(with_call(current, |f| f.on_response_message(&message)))
-}
-
-/// `on-response-frame`.
-pub fn on_response_frame<F: Filter>(
-    current: &'static CurrentCall<F>,
-    frame: Vec<u8>,
-) -> t::Verdict {
-    verdict_to_wit(with_call(current, |f| f.on_response_frame(&frame)))
+    verdict_to_wit(with_call(current, |f| hook(f, &bytes)))
 }
 
 /// `on-trailers`.

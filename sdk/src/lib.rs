@@ -97,34 +97,35 @@ macro_rules! register {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::bindings::sluice::filter::types as t;
-            use $crate::glue;
+            use $crate::{Filter, glue};
             use ::std::string::String;
+            type F = $filter;
             use ::std::vec::Vec;
 
             impl $crate::bindings::exports::sluice::filter::filter::Guest for __SluiceExport {
                 fn configure(config: String) -> ::std::result::Result<t::Interest, String> {
-                    glue::configure::<$filter>(config)
+                    glue::configure::<F>(config)
                 }
                 fn start_call(info: t::CallInfo) {
                     glue::start_call(&__SLUICE_CALL, info)
                 }
                 fn on_request_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
-                    glue::on_request_headers(&__SLUICE_CALL, headers)
+                    glue::headers_hook(&__SLUICE_CALL, headers, F::on_request_headers)
                 }
                 fn on_request_message(message: Vec<u8>) -> t::Verdict {
-                    glue::on_request_message(&__SLUICE_CALL, message)
+                    glue::bytes_hook(&__SLUICE_CALL, message, F::on_request_message)
                 }
                 fn on_request_frame(frame: Vec<u8>) -> t::Verdict {
-                    glue::on_request_frame(&__SLUICE_CALL, frame)
+                    glue::bytes_hook(&__SLUICE_CALL, frame, F::on_request_frame)
                 }
                 fn on_response_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
-                    glue::on_response_headers(&__SLUICE_CALL, headers)
+                    glue::headers_hook(&__SLUICE_CALL, headers, F::on_response_headers)
                 }
                 fn on_response_message(message: Vec<u8>) -> t::Verdict {
-                    glue::on_response_message(&__SLUICE_CALL, message)
+                    glue::bytes_hook(&__SLUICE_CALL, message, F::on_response_message)
                 }
                 fn on_response_frame(frame: Vec<u8>) -> t::Verdict {
-                    glue::on_response_frame(&__SLUICE_CALL, frame)
+                    glue::bytes_hook(&__SLUICE_CALL, frame, F::on_response_frame)
                 }
                 fn on_trailers(status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
                     glue::on_trailers(&__SLUICE_CALL, status, trailers)
