@@ -232,11 +232,7 @@ async fn a_reused_instance_starts_each_call_afresh() {
             "call {call}"
         );
         // The call is over once its response is in; its instance is back in the pool.
-        let started = std::time::Instant::now();
-        while plugin.idle_instances() != 1 {
-            assert!(started.elapsed() < std::time::Duration::from_secs(5));
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        until_idle(&plugin, 1, &format!("after call {call}")).await;
     }
 }
 
@@ -354,39 +350,30 @@ async fn headers_only_plugins_hold_no_instance_during_a_stream() {
         let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
         let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
         let mut client = proxy.client().await;
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer s3cret".parse().unwrap());
-        let mut replies = client.full_duplex_call(request).await.unwrap().into_inner();
-        tx.send(StreamingOutputCallRequest {
-            response_parameters: vec![ResponseParameters {
-                size: 4,
-                interval_us: 0,
-            }],
-            payload: None,
-            response_status: None,
-        })
-        .await
-        .unwrap();
-        assert!(replies.message().await.unwrap().is_some());
+        let call = open_duplex(&mut client, Some("Bearer s3cret"))
+            .await
+            .unwrap();
         let in_use = 1 - plugin.idle_instances();
         assert_eq!(
             in_use, held_while_open,
             "{crate_name}: instances in use mid-stream"
         );
-        drop(tx);
-        while replies.message().await.unwrap().is_some() {}
+        finish(call).await;
         // The call is over: every instance is back.
-        let started = std::time::Instant::now();
-        while plugin.idle_instances() != 1 {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(5),
-                "{crate_name}: instance not returned"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until_idle(&plugin, 1, crate_name).await;
+    }
+}
+
+/// Waits (up to 5 s) until `plugin` has `idle` instances in its pool.
+async fn until_idle(plugin: &sluice::plugin::LoadedPlugin, idle: usize, what: &str) {
+    let started = std::time::Instant::now();
+    while plugin.idle_instances() != idle {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}: {} idle instances, not {idle}",
+            plugin.idle_instances()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
@@ -396,13 +383,19 @@ type OpenCall = (
     tonic::Streaming<StreamingOutputCallResponse>,
 );
 
-/// A bidi call held open through the proxy; `Err` if the proxy refused it.
-async fn open_duplex(client: &mut Client) -> Result<OpenCall, tonic::Status> {
+/// A bidi call held open through the proxy, one reply received; `Err` if the proxy
+/// refused it.
+async fn open_duplex(
+    client: &mut Client,
+    authorization: Option<&str>,
+) -> Result<OpenCall, tonic::Status> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let mut replies = client
-        .full_duplex_call(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    if let Some(value) = authorization {
+        let value = value.parse().expect("metadata value");
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut replies = client.full_duplex_call(request).await?.into_inner();
     let ask = StreamingOutputCallRequest {
         response_parameters: vec![ResponseParameters {
             size: 4,
@@ -414,6 +407,12 @@ async fn open_duplex(client: &mut Client) -> Result<OpenCall, tonic::Status> {
     tx.send(ask).await.expect("call open");
     replies.message().await?.expect("one reply");
     Ok((tx, replies))
+}
+
+/// Ends an open bidi call: closes the request side, reads the replies to the end.
+async fn finish((tx, mut replies): OpenCall) {
+    drop(tx);
+    while replies.message().await.unwrap().is_some() {}
 }
 
 /// `[limits] plugin_instances` bounds the instances alive at once: a call that needs one
@@ -439,28 +438,21 @@ async fn the_instance_pool_is_bounded_and_idle_instances_make_room() {
     let proxy = Proxy::from_config(config).await;
     // Loading left one idle instance of each plugin: the pool is full.
     let mut client = proxy.client().await;
-    let first = open_duplex(&mut client)
+    let first = open_duplex(&mut client, None)
         .await
         .expect("reuses dedupe's idle instance");
-    let second = open_duplex(&mut client)
+    let second = open_duplex(&mut client, None)
         .await
         .expect("hello-rewrite's idle instance is given up for it");
-    let refused = open_duplex(&mut client).await.expect_err("no room left");
+    let refused = open_duplex(&mut client, None)
+        .await
+        .expect_err("no room left");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("dedupe"), "{refused:?}");
-    for (tx, mut replies) in [first, second] {
-        drop(tx);
-        while replies.message().await.unwrap().is_some() {}
-    }
+    finish(first).await;
+    finish(second).await;
     let dedupe = proxy.proxy.registry().snapshot().plugins()[0].clone();
-    let started = std::time::Instant::now();
-    while dedupe.idle_instances() != 2 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "instances not back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until_idle(&dedupe, 2, "dedupe after both calls").await;
     // A Greeter call needs both plugins; hello-rewrite's instance is made again, in the
     // room of one of dedupe's now idle ones.
     let channel = sluice_tests::fixture::channel(proxy.addr).await;
