@@ -23,8 +23,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== build the sluice binary (the signal tests run it)"
-cargo build --quiet -p sluice --bin sluice
-
+# `cargo test --workspace` also builds the `sluice` binary that the signal and CLI tests run
+# (a package's binaries are built for its integration tests), with the same features as
+# everything else: a separate `cargo build -p sluice` resolves features for that one
+# package and so compiled most dependencies a second time.
 echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt

@@ -100,7 +100,7 @@ pub fn sluice_binary() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
     assert!(
         path.exists(),
-        "{} is missing: `cargo build -p sluice` (scripts/test.sh does)",
+        "{} is missing: `cargo build -p sluice` (`cargo test --workspace` builds it too)",
         path.display()
     );
     path
