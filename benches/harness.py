@@ -120,9 +120,9 @@ def plugin_dir(work, name, plugins):
     return folder
 
 
-def start_sluice(work, upstream, name, plugins=None):
+def start_sluice(work, upstream, name, plugins=None, binary=None):
     port = free_port()
-    command = [str(RELEASE / "sluice"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--no-access-log", "--no-watch",
+    command = [str(binary or RELEASE / "sluice"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--no-access-log", "--no-watch",
                "--threads", str(PROXY_THREADS)]
     if plugins is not None:
         command += ["--plugins", str(plugin_dir(work, name, plugins))]
@@ -354,6 +354,9 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benches" / "results"))
     parser.add_argument("--targets", default="all", help="comma-separated: direct,sluice,headers,chain,haproxy,nginx")
     parser.add_argument("--workloads", default="all", help="comma-separated: unary64,unary16k,bidi,stream,idle")
+    parser.add_argument("--baseline", metavar="SLUICE_BINARY",
+                        help="another sluice binary (e.g. a build of an older commit): every sluice target is "
+                             "also measured with it, in the same interleaved rounds, named '... [baseline]'")
     parser.add_argument("--proxy-threads", type=int, default=os.cpu_count() or 2,
                         help="threads for every proxy: sluice --threads, HAProxy nbthread, nginx worker_processes")
     args = parser.parse_args()
@@ -373,17 +376,21 @@ def main():
             return wanted_targets is None or key in wanted_targets
 
         targets.append(Target("direct", upstream_port))
+        sluice_targets = []
         if want("sluice"):
-            targets.append(start_sluice(work, upstream_port, "sluice"))
+            sluice_targets.append(("sluice", None))
         if want("headers"):
-            targets.append(start_sluice(work, upstream_port, "sluice + headers plugin",
-                                        [("10-acl", "method_acl", 'allow = ["/bench.Echo/*"]\n')]))
+            sluice_targets.append(("sluice + headers plugin", [("10-acl", "method_acl", 'allow = ["/bench.Echo/*"]\n')]))
         if want("chain"):
-            targets.append(start_sluice(work, upstream_port, "sluice + 3-plugin chain", [
+            sluice_targets.append(("sluice + 3-plugin chain", [
                 ("10-size", "size_limit", "max_request_bytes = 1048576\n"),
                 ("20-redact", "redact_fields", "request_fields = [9]\nresponse_fields = []\nmethods = [\"*\"]\n"),
                 ("30-dedupe", "dedupe", ""),
             ]))
+        for name, plugins in sluice_targets:
+            targets.append(start_sluice(work, upstream_port, name, plugins))
+            if args.baseline:
+                targets.append(start_sluice(work, upstream_port, f"{name} [baseline]", plugins, Path(args.baseline)))
         for key, starter, label in (("haproxy", start_haproxy, "HAProxy"), ("nginx", start_nginx, "nginx")):
             if not want(key):
                 continue
