@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     i += 1;
                     stage
-                        .on_data(&frames[i & 1])
+                        .on_data(frames[i & 1].clone())
                         .unwrap()
                         .expect("one message out")
                 })

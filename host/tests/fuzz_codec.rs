@@ -19,7 +19,7 @@ fn deframe(bytes: &[u8], cuts: &[usize], encoding: Encoding) -> Result<Vec<Vec<u
     points.sort_unstable();
     let mut out = Vec::new();
     for pair in points.windows(2) {
-        deframer.push(&bytes[pair[0]..pair[1]]);
+        deframer.push_slice(&bytes[pair[0]..pair[1]]);
         while let Some(message) = deframer.next_message()? {
             assert!(
                 message.len() <= MAX,

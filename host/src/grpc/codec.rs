@@ -4,7 +4,7 @@
 
 use super::compression::Encoding;
 use super::status::{Code, Status};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Size of the gRPC message prefix: one flag byte and a big-endian u32 length.
 pub const PREFIX_LEN: usize = 5;
@@ -48,18 +48,34 @@ impl FrameError {
     }
 }
 
-/// Splits a stream of body chunks into gRPC messages, decompressing them.
+/// Splits a stream of body chunks into gRPC messages, decompressing them. Messages that
+/// arrive whole in one chunk are sliced out of it without a copy; only a message split
+/// over chunks is copied together.
 #[derive(Debug)]
 pub struct Deframer {
+    /// The last chunk pushed, while whole messages are sliced off its front.
+    chunk: Bytes,
+    /// A message split over chunks, being put together (copied).
     buffer: BytesMut,
     encoding: Encoding,
     max_message_len: usize,
+}
+
+/// One message out of a [`Deframer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deframed {
+    /// The message, decompressed.
+    pub message: Bytes,
+    /// The message as it arrived, prefix included, when it was not compressed: forwarded
+    /// unchanged, it goes on as is instead of being framed again.
+    pub frame: Option<Bytes>,
 }
 
 impl Deframer {
     /// A de-framer for a body in `encoding`, refusing messages over `max_message_len`.
     pub fn new(encoding: Encoding, max_message_len: usize) -> Deframer {
         Deframer {
+            chunk: Bytes::new(),
             buffer: BytesMut::new(),
             encoding,
             max_message_len,
@@ -67,54 +83,106 @@ impl Deframer {
     }
 
     /// Adds the next chunk of the body.
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.buffer.extend_from_slice(chunk);
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.buffer.is_empty() && self.chunk.is_empty() {
+            self.chunk = chunk;
+            return;
+        }
+        if !self.chunk.is_empty() {
+            self.buffer
+                .extend_from_slice(&std::mem::take(&mut self.chunk));
+        }
+        self.buffer.extend_from_slice(&chunk);
+    }
+
+    /// Adds the next chunk of the body, copied.
+    pub fn push_slice(&mut self, chunk: &[u8]) {
+        self.push(Bytes::copy_from_slice(chunk));
     }
 
     /// The next whole message (decompressed), or `None` if more input is needed.
     pub fn next_message(&mut self) -> Result<Option<Bytes>, FrameError> {
-        if self.buffer.len() < PREFIX_LEN {
+        Ok(self.next_frame()?.map(|deframed| deframed.message))
+    }
+
+    /// The next whole message with the frame it came in, or `None` if more input is
+    /// needed.
+    pub fn next_frame(&mut self) -> Result<Option<Deframed>, FrameError> {
+        let from_chunk = self.buffer.is_empty();
+        let input: &[u8] = if from_chunk {
+            &self.chunk
+        } else {
+            &self.buffer
+        };
+        let Some((flag, len)) = self.prefix(input)? else {
+            self.keep_partial(None);
+            return Ok(None);
+        };
+        if input.len() < PREFIX_LEN + len {
+            self.keep_partial(Some(PREFIX_LEN + len));
             return Ok(None);
         }
-        let flag = self.buffer[0];
+        let frame = if from_chunk {
+            self.chunk.split_to(PREFIX_LEN + len)
+        } else {
+            self.buffer.split_to(PREFIX_LEN + len).freeze()
+        };
+        let payload = frame.slice(PREFIX_LEN..);
+        if flag == 1 {
+            let message = self.encoding.decompress(&payload, self.max_message_len)?;
+            return Ok(Some(Deframed {
+                message,
+                frame: None,
+            }));
+        }
+        Ok(Some(Deframed {
+            message: payload,
+            frame: Some(frame),
+        }))
+    }
+
+    /// The flag and length of the message at the front of `input`, once its prefix is in.
+    fn prefix(&self, input: &[u8]) -> Result<Option<(u8, usize)>, FrameError> {
+        if input.len() < PREFIX_LEN {
+            return Ok(None);
+        }
+        let flag = input[0];
         if flag > 1 {
             return Err(FrameError::BadFlag(flag));
         }
-        let len = u32::from_be_bytes([
-            self.buffer[1],
-            self.buffer[2],
-            self.buffer[3],
-            self.buffer[4],
-        ]) as usize;
+        let len = u32::from_be_bytes([input[1], input[2], input[3], input[4]]) as usize;
         if len > self.max_message_len {
             return Err(FrameError::TooLarge {
                 len,
                 max: self.max_message_len,
             });
         }
-        if self.buffer.len() < PREFIX_LEN + len {
-            self.buffer.reserve(PREFIX_LEN + len - self.buffer.len());
-            return Ok(None);
+        Ok(Some((flag, len)))
+    }
+
+    /// The front message is incomplete: its bytes move to the buffer (room made for all
+    /// `frame_len` bytes when known) to be completed by the next chunks.
+    fn keep_partial(&mut self, frame_len: Option<usize>) {
+        if !self.chunk.is_empty() {
+            self.buffer
+                .extend_from_slice(&std::mem::take(&mut self.chunk));
         }
-        self.buffer.advance(PREFIX_LEN);
-        let payload = self.buffer.split_to(len).freeze();
-        if flag == 1 {
-            return self
-                .encoding
-                .decompress(&payload, self.max_message_len)
-                .map(Some);
+        if let Some(frame_len) = frame_len {
+            self.buffer
+                .reserve(frame_len.saturating_sub(self.buffer.len()));
         }
-        Ok(Some(payload))
     }
 
     /// Checks that the body ended on a message boundary.
     pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buffer.is_empty() {
+        let buffered = self.chunk.len() + self.buffer.len();
+        if buffered == 0 {
             Ok(())
         } else {
-            Err(FrameError::Truncated {
-                buffered: self.buffer.len(),
-            })
+            Err(FrameError::Truncated { buffered })
         }
     }
 }
@@ -153,9 +221,9 @@ mod tests {
         let body = framed(&messages);
         for split in 0..=body.len() {
             let mut deframer = Deframer::new(Encoding::Identity, 1024);
-            deframer.push(&body[..split]);
+            deframer.push_slice(&body[..split]);
             let mut got = drain(&mut deframer);
-            deframer.push(&body[split..]);
+            deframer.push_slice(&body[split..]);
             got.extend(drain(&mut deframer));
             deframer.finish().unwrap();
             assert_eq!(
@@ -172,7 +240,7 @@ mod tests {
         let mut deframer = Deframer::new(Encoding::Identity, 1024);
         let mut got = Vec::new();
         for byte in &body {
-            deframer.push(std::slice::from_ref(byte));
+            deframer.push_slice(std::slice::from_ref(byte));
             got.extend(drain(&mut deframer));
         }
         assert_eq!(
@@ -182,16 +250,45 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_message_is_sliced_out_of_its_chunk_not_copied() {
+        let chunk = Bytes::from(framed(&[b"one", b"two"]));
+        let mut deframer = Deframer::new(Encoding::Identity, 1024);
+        deframer.push(chunk.clone());
+        let first = deframer.next_frame().unwrap().unwrap();
+        assert_eq!(first.message, Bytes::from_static(b"one"));
+        let frame = first.frame.expect("uncompressed: the frame it came in");
+        assert_eq!(frame.as_ptr(), chunk.as_ptr(), "a slice of the chunk");
+        assert_eq!(frame, chunk.slice(..PREFIX_LEN + 3));
+        let second = deframer.next_frame().unwrap().unwrap();
+        assert_eq!(second.frame.unwrap(), chunk.slice(PREFIX_LEN + 3..));
+        assert_eq!(deframer.next_frame(), Ok(None));
+        deframer.finish().unwrap();
+    }
+
+    #[test]
+    fn a_compressed_message_has_no_frame_to_reuse() {
+        let compressed = crate::grpc::compression::gzip(b"zipped");
+        let mut body = vec![1];
+        body.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+        body.extend_from_slice(&compressed);
+        let mut deframer = Deframer::new(Encoding::Gzip, 1024);
+        deframer.push_slice(&body);
+        let deframed = deframer.next_frame().unwrap().unwrap();
+        assert_eq!(deframed.message, Bytes::from_static(b"zipped"));
+        assert_eq!(deframed.frame, None);
+    }
+
+    #[test]
     fn bad_flag_is_malformed() {
         let mut deframer = Deframer::new(Encoding::Identity, 1024);
-        deframer.push(&[2, 0, 0, 0, 1, 9]);
+        deframer.push_slice(&[2, 0, 0, 0, 1, 9]);
         assert_eq!(deframer.next_message(), Err(FrameError::BadFlag(2)));
     }
 
     #[test]
     fn oversized_announcement_is_refused_before_buffering() {
         let mut deframer = Deframer::new(Encoding::Identity, 10);
-        deframer.push(&[0, 0, 0, 0, 11]);
+        deframer.push_slice(&[0, 0, 0, 0, 11]);
         let err = deframer.next_message().unwrap_err();
         assert_eq!(err.to_status().code, Code::ResourceExhausted);
     }
@@ -199,7 +296,7 @@ mod tests {
     #[test]
     fn truncated_body_is_reported() {
         let mut deframer = Deframer::new(Encoding::Identity, 1024);
-        deframer.push(&[0, 0, 0, 0, 4, 1, 2]);
+        deframer.push_slice(&[0, 0, 0, 0, 4, 1, 2]);
         assert_eq!(deframer.next_message(), Ok(None));
         assert_eq!(
             deframer.finish(),
@@ -214,7 +311,7 @@ mod tests {
     #[test]
     fn compressed_flag_without_encoding_is_an_error() {
         let mut deframer = Deframer::new(Encoding::Identity, 1024);
-        deframer.push(&[1, 0, 0, 0, 1, 9]);
+        deframer.push_slice(&[1, 0, 0, 0, 1, 9]);
         assert_eq!(
             deframer.next_message(),
             Err(FrameError::CompressedWithoutEncoding)

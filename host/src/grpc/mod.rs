@@ -8,6 +8,6 @@ pub mod counter;
 pub mod status;
 pub mod timeout;
 
-pub use codec::{Deframer, FrameError, encode_message};
+pub use codec::{Deframed, Deframer, FrameError, encode_message};
 pub use compression::Encoding;
 pub use status::{Code, Status};

@@ -122,7 +122,7 @@ impl Body for RequestBody {
                 }
             };
             match frame.into_data() {
-                Ok(chunk) => match stage.on_data(&chunk) {
+                Ok(chunk) => match stage.on_data(chunk) {
                     Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                     Ok(None) => continue,
                     Err(status) => {

@@ -256,7 +256,7 @@ impl ResponseBody {
                 }
             };
             match frame.into_data() {
-                Ok(chunk) => match stage.on_data(&chunk) {
+                Ok(chunk) => match stage.on_data(chunk) {
                     Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                     Ok(None) => continue,
                     Err(status) => return this.end_with(&status),

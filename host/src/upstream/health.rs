@@ -156,7 +156,7 @@ const MAX_RESPONSE_BYTES: usize = 1024;
 /// field means 0 (`UNKNOWN`).
 fn serving_status(body: Bytes) -> Option<u64> {
     let mut deframer = Deframer::new(Encoding::Identity, MAX_RESPONSE_BYTES);
-    deframer.push(&body);
+    deframer.push(body);
     let mut body = deframer.next_message().ok()??;
     if deframer.next_message().ok()?.is_some() || deframer.finish().is_err() {
         return None;
