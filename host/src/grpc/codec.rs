@@ -195,17 +195,30 @@ pub fn encode_message(message: &[u8], out: &mut BytesMut) {
     out.put_slice(message);
 }
 
+/// `messages` framed one after the other, uncompressed (for tests).
+#[cfg(test)]
+pub(crate) fn framed(messages: &[&[u8]]) -> Bytes {
+    let mut out = BytesMut::new();
+    for m in messages {
+        encode_message(m, &mut out);
+    }
+    out.freeze()
+}
+
+/// `message` gzip-compressed and framed with the compressed flag set (for tests).
+#[cfg(test)]
+pub(crate) fn gzip_framed(message: &[u8]) -> Bytes {
+    let compressed = super::compression::gzip(message);
+    let mut out = BytesMut::new();
+    out.put_u8(1);
+    out.put_u32(compressed.len() as u32);
+    out.put_slice(&compressed);
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn framed(messages: &[&[u8]]) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        for m in messages {
-            encode_message(m, &mut out);
-        }
-        out.to_vec()
-    }
 
     fn drain(deframer: &mut Deframer) -> Vec<Bytes> {
         let mut out = Vec::new();
@@ -251,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_whole_message_is_sliced_out_of_its_chunk_not_copied() {
-        let chunk = Bytes::from(framed(&[b"one", b"two"]));
+        let chunk = framed(&[b"one", b"two"]);
         let mut deframer = Deframer::new(Encoding::Identity, 1024);
         deframer.push(chunk.clone());
         let first = deframer.next_frame().unwrap().unwrap();
@@ -267,12 +280,8 @@ mod tests {
 
     #[test]
     fn a_compressed_message_has_no_frame_to_reuse() {
-        let compressed = crate::grpc::compression::gzip(b"zipped");
-        let mut body = vec![1];
-        body.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-        body.extend_from_slice(&compressed);
         let mut deframer = Deframer::new(Encoding::Gzip, 1024);
-        deframer.push_slice(&body);
+        deframer.push(gzip_framed(b"zipped"));
         let deframed = deframer.next_frame().unwrap().unwrap();
         assert_eq!(deframed.message, Bytes::from_static(b"zipped"));
         assert_eq!(deframed.frame, None);

@@ -116,14 +116,7 @@ impl MessageStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn framed(messages: &[&[u8]]) -> Bytes {
-        let mut out = BytesMut::new();
-        for m in messages {
-            encode_message(m, &mut out);
-        }
-        out.freeze()
-    }
+    use crate::grpc::codec::{framed, gzip_framed};
 
     #[test]
     fn a_whole_message_goes_on_as_the_bytes_it_came_in() {
@@ -152,12 +145,8 @@ mod tests {
 
     #[test]
     fn a_compressed_message_is_framed_again_uncompressed() {
-        let compressed = crate::grpc::compression::gzip(b"zipped");
-        let mut body = vec![1];
-        body.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-        body.extend_from_slice(&compressed);
         let mut stage = MessageStage::new(Encoding::Gzip, 1024, None);
-        let out = stage.on_data(Bytes::from(body)).unwrap().unwrap();
+        let out = stage.on_data(gzip_framed(b"zipped")).unwrap().unwrap();
         assert_eq!(out, framed(&[b"zipped"]));
     }
 }
