@@ -288,7 +288,17 @@ impl Proxy {
             Path::Frames => RequestBody::raw(body, hook(Direction::Request), request_link),
             Path::Raw => RequestBody::raw(body, None, request_link),
         };
-        let mut upstream_request = Request::new(body.count(request_tally.clone()));
+        let mut body = body
+            .count(request_tally.clone())
+            .release_when_done(hook(Direction::Request));
+        if plugins.is_some() {
+            std::future::poll_fn(|cx| {
+                body.prefetch(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+        let mut upstream_request = Request::new(body);
         *upstream_request.method_mut() = Method::POST;
         *upstream_request.uri_mut() = upstream_uri(&parts.uri, &parts.headers);
         *upstream_request.headers_mut() = parts.headers;

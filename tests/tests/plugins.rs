@@ -364,6 +364,78 @@ async fn headers_only_plugins_hold_no_instance_during_a_stream() {
     }
 }
 
+/// A plugin that wants request hooks only leaves the call once the client's request has
+/// ended, while the response is still to come — a server-streaming request (it arrives
+/// whole with its headers) and a bidi call whose client closes its side — even when
+/// another plugin of the call, with a response hook, keeps its instance until the end.
+#[tokio::test]
+async fn request_only_plugins_leave_the_call_when_the_request_ends() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[
+        ("10-dedupe", "dedupe", ""),
+        (
+            "20-size",
+            "size_limit",
+            "max_request_bytes = 100\nmax_response_bytes = 100",
+        ),
+    ]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let plugins = proxy.proxy.registry().snapshot().plugins().to_vec();
+    let in_use = || -> Vec<usize> { plugins.iter().map(|p| 1 - p.idle_instances()).collect() };
+    let all_idle = || async {
+        for plugin in &plugins {
+            until_idle(plugin, 1, plugin.name()).await;
+        }
+    };
+    let mut client = proxy.client().await;
+    let slow_reply = ResponseParameters {
+        size: 4,
+        interval_us: 3_000_000,
+    };
+
+    // Server streaming: a reply now, the next one seconds later.
+    let request = StreamingOutputCallRequest {
+        response_parameters: vec![
+            ResponseParameters {
+                size: 4,
+                interval_us: 0,
+            },
+            slow_reply,
+        ],
+        payload: None,
+        response_status: None,
+    };
+    let mut replies = client
+        .streaming_output_call(request)
+        .await
+        .unwrap()
+        .into_inner();
+    replies.message().await.unwrap().expect("the first reply");
+    assert_eq!(
+        in_use(),
+        [0, 1],
+        "instances in use while a server stream answers"
+    );
+    drop(replies);
+    all_idle().await;
+
+    // Bidi: the request side stays open (both instances held), then the client closes it.
+    let (tx, replies) = open_duplex(&mut client, None).await.unwrap();
+    assert_eq!(in_use(), [1, 1], "instances in use mid-stream");
+    let ask_slow = StreamingOutputCallRequest {
+        response_parameters: vec![slow_reply],
+        payload: None,
+        response_status: None,
+    };
+    tx.send(ask_slow).await.expect("call open");
+    drop(tx);
+    until_idle(&plugins[0], 1, "dedupe after the request ended").await;
+    assert_eq!(in_use(), [0, 1], "instances in use after the request ended");
+    drop(replies);
+    all_idle().await;
+}
+
 /// Waits (up to 5 s) until `plugin` has `idle` instances in its pool.
 async fn until_idle(plugin: &sluice::plugin::LoadedPlugin, idle: usize, what: &str) {
     let started = std::time::Instant::now();

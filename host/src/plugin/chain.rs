@@ -24,6 +24,11 @@ pub enum Direction {
     Response,
 }
 
+/// The hooks of the request side: none of them runs after the client's body has ended.
+fn request_side() -> Hooks {
+    Hooks::REQUEST_HEADERS | Hooks::REQUEST_MESSAGES | Hooks::REQUEST_FRAMES
+}
+
 struct ActiveFilter {
     plugin: Arc<LoadedPlugin>,
     instance: Option<Instance>,
@@ -224,9 +229,23 @@ impl CallPlugins {
     /// holds no instance).
     pub fn request_headers(&mut self, headers: &mut HeaderMap) -> Result<(), Status> {
         self.headers_hook(headers, Direction::Request)?;
+        self.leave_if_only(Hooks::REQUEST_HEADERS);
+        Ok(())
+    }
+
+    /// The client's request body has ended: plugins that want request hooks only leave
+    /// the call, their instances back in the pool while the call waits for its response
+    /// (a unary call through request-only plugins holds them for microseconds, not for
+    /// the upstream's round trip).
+    pub fn request_ended(&mut self) {
+        self.leave_if_only(request_side());
+    }
+
+    /// Releases the plugins whose hooks all lie in `hooks`: nothing is left for them to do.
+    fn leave_if_only(&mut self, hooks: Hooks) {
         let (done, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.filters)
             .into_iter()
-            .partition(|f| (f.plugin.hooks() | Hooks::REQUEST_HEADERS) == Hooks::REQUEST_HEADERS);
+            .partition(|f| hooks.contains(f.plugin.hooks()));
         self.filters = staying;
         for mut filter in done {
             release(&mut filter);
@@ -235,7 +254,6 @@ impl CallPlugins {
             .filters
             .iter()
             .fold(Hooks::empty(), |hooks, f| hooks | f.plugin.hooks());
-        Ok(())
     }
 
     /// True when no plugin takes part in the call (any more).
@@ -479,6 +497,11 @@ impl BodyHook {
     /// Runs the trailers hook.
     pub fn trailers(&self, trailers: &mut HeaderMap) -> Result<(), Status> {
         self.lock().trailers(trailers)
+    }
+
+    /// The client's request body has ended (see [`CallPlugins::request_ended`]).
+    pub fn request_ended(&self) {
+        self.lock().request_ended();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CallPlugins> {

@@ -26,6 +26,10 @@ pub struct RequestBody {
     frame_hook: Option<BodyHook>,
     link: RequestLink,
     tally: Option<(Arc<RequestTally>, MessageCounter)>,
+    /// Told when the body has ended: request-only plugins then leave the call.
+    plugins: Option<BodyHook>,
+    /// What [`RequestBody::prefetch`] polled, handed out by the next `poll_frame`.
+    prefetched: Option<Option<Result<Frame<Bytes>, BodyError>>>,
 }
 
 impl RequestBody {
@@ -37,6 +41,8 @@ impl RequestBody {
             frame_hook,
             link,
             tally: None,
+            plugins: None,
+            prefetched: None,
         }
     }
 
@@ -48,6 +54,8 @@ impl RequestBody {
             frame_hook: None,
             link,
             tally: None,
+            plugins: None,
+            prefetched: None,
         }
     }
 }
@@ -57,6 +65,50 @@ impl RequestBody {
     pub fn count(mut self, tally: Arc<RequestTally>) -> RequestBody {
         self.tally = Some((tally, MessageCounter::default()));
         self
+    }
+
+    /// Tells `plugins` when the body has ended (its last frame polled, an error, or the
+    /// body given up), so plugins that want request hooks only leave the call then.
+    pub fn release_when_done(mut self, plugins: Option<BodyHook>) -> RequestBody {
+        self.plugins = plugins;
+        self
+    }
+
+    /// Polls the body once, from the call's own task before it goes upstream, and keeps
+    /// what came for the upstream client's first poll. A unary request has usually
+    /// arrived whole with its headers: its message then runs through the plugins at once
+    /// and request-only plugins leave the call before it waits for the upstream (an
+    /// instance serves one call for microseconds, not for a round trip, so a few warm
+    /// instances serve every call instead of one cold instance per call in flight).
+    pub fn prefetch(&mut self, cx: &mut Context<'_>) {
+        if self.prefetched.is_none()
+            && let Poll::Ready(polled) = self.poll_noting_end(cx)
+        {
+            self.prefetched = Some(polled);
+        }
+    }
+
+    fn poll_noting_end(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let polled = ready!(self.poll_next(cx));
+        if !matches!(polled, Some(Ok(_))) || self.is_end_stream() {
+            self.release_plugins();
+        }
+        Poll::Ready(polled)
+    }
+
+    fn release_plugins(&mut self) {
+        if let Some(plugins) = self.plugins.take() {
+            plugins.request_ended();
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        self.release_plugins();
     }
 }
 
@@ -73,6 +125,29 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        match this.prefetched.take() {
+            Some(polled) => Poll::Ready(polled),
+            None => this.poll_noting_end(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.prefetched {
+            Some(polled) => polled.is_none(),
+            // hyper sends END_STREAM with the last data when this says so, without polling
+            // again: a held-back error or a partial message must get that last poll.
+            None => {
+                self.inner.is_end_stream() && self.stage.as_ref().is_none_or(|s| s.is_settled())
+            }
+        }
+    }
+}
+
+impl RequestBody {
+    /// The next frame for the upstream: the client's, through the message stage or the
+    /// frame hooks.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self;
         loop {
             if let Some(status) = this.stage.as_mut().and_then(|s| s.take_error()) {
                 this.link.abort(status);
@@ -133,11 +208,5 @@ impl Body for RequestBody {
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        // hyper sends END_STREAM with the last data when this says so, without polling
-        // again: a held-back error or a partial message must get that last poll.
-        self.inner.is_end_stream() && self.stage.as_ref().is_none_or(|s| s.is_settled())
     }
 }
