@@ -142,17 +142,24 @@ impl<'a> Iterator for Fields<'a> {
 /// assert_eq!(sluice_sdk::wire::remove_fields(&out, &[1]).unwrap(), None);
 /// ```
 pub fn remove_fields(message: &[u8], numbers: &[u32]) -> Result<Option<Vec<u8>>, WireError> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut removed = false;
-    for field in fields(message) {
-        let field = field?;
+    // Nothing is copied before the first field to remove: a message without one (the
+    // usual case) is only read, however large.
+    let mut out: Option<Vec<u8>> = None;
+    let mut offset = 0;
+    while offset < message.len() {
+        let (field, end) = parse_field(message, offset)?;
         if numbers.contains(&field.number) {
-            removed = true;
-        } else {
+            out.get_or_insert_with(|| {
+                let mut kept = Vec::with_capacity(message.len());
+                kept.extend_from_slice(&message[..offset]);
+                kept
+            });
+        } else if let Some(out) = &mut out {
             out.extend_from_slice(field.raw);
         }
+        offset = end;
     }
-    Ok(removed.then_some(out))
+    Ok(out)
 }
 
 /// Replaces the length-delimited field `number` (every occurrence) with one field holding
@@ -345,6 +352,24 @@ mod tests {
             assert!(fields(bad).any(|f| f.is_err()), "{bad:?} accepted");
             assert!(remove_fields(bad, &[1]).is_err());
         }
+    }
+
+    #[test]
+    fn removing_later_fields_keeps_every_field_around_them() {
+        // field 2 = "ab", field 3 = 5, field 1 = 1, field 4 = "c", field 1 = 2
+        let message = [
+            0x12, 0x02, b'a', b'b', 0x18, 0x05, 0x08, 0x01, 0x22, 0x01, b'c', 0x08, 0x02,
+        ];
+        let out = remove_fields(&message, &[1]).unwrap().unwrap();
+        assert_eq!(out, [0x12, 0x02, b'a', b'b', 0x18, 0x05, 0x22, 0x01, b'c']);
+        let out = remove_fields(&message, &[4, 9]).unwrap().unwrap();
+        assert_eq!(
+            out,
+            [0x12, 0x02, b'a', b'b', 0x18, 0x05, 0x08, 0x01, 0x08, 0x02]
+        );
+        assert_eq!(remove_fields(&message, &[9]).unwrap(), None);
+        // A malformed field after the removed one is still an error.
+        assert!(remove_fields(&[0x08, 0x01, 0x80], &[1]).is_err());
     }
 
     #[test]

@@ -32,7 +32,10 @@ impl Filter for Dedupe {
             sluice_sdk::counter_add("dropped", 1);
             return Verdict::Drop;
         }
-        self.previous = Some(message.to_vec());
+        // The previous message's buffer is reused: no allocation per message.
+        let previous = self.previous.get_or_insert_with(Vec::new);
+        previous.clear();
+        previous.extend_from_slice(message);
         Verdict::Forward
     }
 }
