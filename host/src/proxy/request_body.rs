@@ -147,41 +147,40 @@ impl RequestBody {
     /// The next frame for the upstream: the client's, through the message stage or the
     /// frame hooks.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self;
         loop {
-            if let Some(status) = this.stage.as_mut().and_then(|s| s.take_error()) {
-                this.link.abort(status);
+            if let Some(status) = self.stage.as_mut().and_then(|s| s.take_error()) {
+                self.link.abort(status);
                 return Poll::Ready(Some(Err(cancel())));
             }
-            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            let polled = Pin::new(&mut self.inner).poll_frame(cx);
             let frame = match polled {
                 Poll::Pending => {
                     // Nothing from the client: has the call ended on the response side?
-                    ready!(this.link.poll_response_gone(cx));
+                    ready!(self.link.poll_response_gone(cx));
                     return Poll::Ready(Some(Err(cancel())));
                 }
                 // A client reset carries its HTTP/2 reason on to the upstream.
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Box::new(err)))),
                 Poll::Ready(None) => {
-                    if let Some(stage) = &this.stage
+                    if let Some(stage) = &self.stage
                         && let Err(status) = stage.on_end()
                     {
-                        this.link.abort(status);
+                        self.link.abort(status);
                         return Poll::Ready(Some(Err(cancel())));
                     }
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
-            if let (Some((tally, counter)), Some(data)) = (&mut this.tally, frame.data_ref()) {
+            if let (Some((tally, counter)), Some(data)) = (&mut self.tally, frame.data_ref()) {
                 tally.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 let messages = counter.feed(data);
                 if messages > 0 {
                     tally.messages.fetch_add(messages, Ordering::Relaxed);
                 }
             }
-            let Some(stage) = &mut this.stage else {
-                let Some(hook) = &this.frame_hook else {
+            let Some(stage) = &mut self.stage else {
+                let Some(hook) = &self.frame_hook else {
                     return Poll::Ready(Some(Ok(frame)));
                 };
                 match frame.into_data() {
@@ -189,7 +188,7 @@ impl RequestBody {
                         Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                         Ok(None) => continue,
                         Err(status) => {
-                            this.link.abort(status);
+                            self.link.abort(status);
                             return Poll::Ready(Some(Err(cancel())));
                         }
                     },
@@ -201,7 +200,7 @@ impl RequestBody {
                     Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                     Ok(None) => continue,
                     Err(status) => {
-                        this.link.abort(status);
+                        self.link.abort(status);
                         return Poll::Ready(Some(Err(cancel())));
                     }
                 },
