@@ -91,11 +91,16 @@ impl Deframer {
             self.chunk = chunk;
             return;
         }
+        self.spill_chunk();
+        self.buffer.extend_from_slice(&chunk);
+    }
+
+    /// Moves what is left of the last chunk into the buffer, to be joined by more input.
+    fn spill_chunk(&mut self) {
         if !self.chunk.is_empty() {
             self.buffer
                 .extend_from_slice(&std::mem::take(&mut self.chunk));
         }
-        self.buffer.extend_from_slice(&chunk);
     }
 
     /// Adds the next chunk of the body, copied.
@@ -166,10 +171,7 @@ impl Deframer {
     /// The front message is incomplete: its bytes move to the buffer (room made for all
     /// `frame_len` bytes when known) to be completed by the next chunks.
     fn keep_partial(&mut self, frame_len: Option<usize>) {
-        if !self.chunk.is_empty() {
-            self.buffer
-                .extend_from_slice(&std::mem::take(&mut self.chunk));
-        }
+        self.spill_chunk();
         if let Some(frame_len) = frame_len {
             self.buffer
                 .reserve(frame_len.saturating_sub(self.buffer.len()));
@@ -208,11 +210,9 @@ pub(crate) fn framed(messages: &[&[u8]]) -> Bytes {
 /// `message` gzip-compressed and framed with the compressed flag set (for tests).
 #[cfg(test)]
 pub(crate) fn gzip_framed(message: &[u8]) -> Bytes {
-    let compressed = super::compression::gzip(message);
     let mut out = BytesMut::new();
-    out.put_u8(1);
-    out.put_u32(compressed.len() as u32);
-    out.put_slice(&compressed);
+    encode_message(&super::compression::gzip(message), &mut out);
+    out[0] = 1;
     out.freeze()
 }
 

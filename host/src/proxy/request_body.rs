@@ -93,7 +93,9 @@ impl RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let polled = ready!(self.poll_next(cx));
-        if !matches!(polled, Some(Ok(_))) || self.is_end_stream() {
+        // `is_end_stream` locks the client connection's stream store: asked only when
+        // there are plugins to release.
+        if self.plugins.is_some() && (!matches!(polled, Some(Ok(_))) || self.is_end_stream()) {
             self.release_plugins();
         }
         Poll::Ready(polled)
