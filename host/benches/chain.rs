@@ -6,9 +6,8 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::grpc::{Encoding, encode_message};
-use sluice::plugin::bindings::CallInfo;
 use sluice::plugin::{
-    BodyHook, CallPlugins, Chain, Direction, LoadedPlugin, PluginLimits, Runtime,
+    BodyHook, CallContext, CallPlugins, Chain, Direction, LoadedPlugin, PluginLimits, Runtime,
 };
 use sluice::proxy::MessageStage;
 use std::path::PathBuf;
@@ -56,16 +55,19 @@ fn bench(c: &mut Criterion) {
     let modify = load(&runtime, "redact_fields", "request_fields = [2]");
     let no_match = load(&runtime, "redact_fields", "request_fields = [9]");
     let dedupe = load(&runtime, "dedupe", "");
+    let chain_3 = vec![forward.clone(), no_match, dedupe];
     let chains: Vec<(&str, Vec<Arc<LoadedPlugin>>)> = vec![
         ("no-plugin", vec![]),
-        ("forward", vec![forward.clone()]),
+        ("forward", vec![forward]),
         ("modify", vec![modify]),
-        ("chain-3", vec![forward, no_match, dedupe]),
+        ("chain-3", chain_3.clone()),
     ];
-    let info = CallInfo {
-        method: "/bench.Svc/Call".into(),
-        authority: "bench".into(),
-        deadline_ms: None,
+    let new_call = || {
+        Arc::new(CallContext::new(
+            "/bench.Svc/Call".into(),
+            "bench".into(),
+            None,
+        ))
     };
     let mut group = c.benchmark_group("message");
     for size in [64usize, 1024, 16 * 1024] {
@@ -85,7 +87,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         for (name, plugins) in &chains {
             let chain = Chain::new(plugins.clone());
-            let call = CallPlugins::start(&chain, &info).unwrap();
+            let call = CallPlugins::start(&chain, &new_call()).unwrap();
             let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
             let mut stage = MessageStage::new(Encoding::Identity, 64 << 20, hook);
             let mut i = 0usize;
@@ -99,9 +101,88 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
+        // The same chain with 128 calls in flight, each holding its own instances, taking
+        // turns: what a proxy with many open streams sees (instances cold in the caches).
+        let chain = Chain::new(chain_3.clone());
+        let mut stages: Vec<MessageStage> = (0..128)
+            .map(|_| {
+                let call = CallPlugins::start(&chain, &new_call()).unwrap();
+                let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
+                MessageStage::new(Encoding::Identity, 64 << 20, hook)
+            })
+            .collect();
+        let mut i = 0usize;
+        group.bench_function(BenchmarkId::new("chain-3-x128-calls", size), |b| {
+            b.iter(|| {
+                i += 1;
+                let stage = &mut stages[i % 128];
+                stage
+                    .on_data(frames[(i / 128) & 1].clone())
+                    .unwrap()
+                    .expect("one message out")
+            })
+        });
     }
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The plugin work of a whole unary call, from checking out the instances to giving them
+/// back: a headers-only plugin (`method-acl`) on typical request metadata, and the 3-plugin
+/// chain on one 64 B request message.
+fn bench_calls(c: &mut Criterion) {
+    let runtime = Runtime::new(None, 2_000).unwrap();
+    let acl = load(&runtime, "method_acl", "allow = [\"/bench.Svc/*\"]");
+    let chain_3 = vec![
+        load(&runtime, "size_limit", "max_request_bytes = 100000000"),
+        load(&runtime, "redact_fields", "request_fields = [9]"),
+        load(&runtime, "dedupe", ""),
+    ];
+    let new_call = || {
+        Arc::new(CallContext::new(
+            "/bench.Svc/Call".into(),
+            "bench".into(),
+            None,
+        ))
+    };
+    let mut metadata = http::HeaderMap::new();
+    for (name, value) in [
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("user-agent", "grpc-rust/1.0"),
+        ("grpc-accept-encoding", "identity,gzip"),
+        ("x-request-id", "0123456789abcdef"),
+    ] {
+        metadata.insert(name, value.parse().unwrap());
+    }
+    let mut group = c.benchmark_group("call");
+    group.throughput(Throughput::Elements(1));
+    let chain = Chain::new(vec![acl]);
+    group.bench_function("headers-plugin", |b| {
+        b.iter(|| {
+            let mut call = CallPlugins::start(&chain, &new_call()).unwrap().unwrap();
+            let mut headers = metadata.clone();
+            call.request_headers(&mut headers).unwrap();
+        })
+    });
+    let chain = Chain::new(chain_3);
+    let framed = {
+        let mut framed = BytesMut::new();
+        encode_message(&message(64), &mut framed);
+        framed.freeze()
+    };
+    group.bench_function("chain-3-one-message", |b| {
+        b.iter(|| {
+            let call = CallPlugins::start(&chain, &new_call()).unwrap();
+            let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
+            let mut stage = MessageStage::new(Encoding::Identity, 64 << 20, hook);
+            stage
+                .on_data(framed.clone())
+                .unwrap()
+                .expect("one message out")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_calls);
 criterion_main!(benches);

@@ -13,4 +13,4 @@ pub mod wit_headers;
 pub use chain::{BodyHook, CallPlugins, Direction};
 pub use loaded::LoadedPlugin;
 pub use registry::{Chain, PluginSource, PluginState, Registry, ReloadReport};
-pub use runtime::{FailurePolicy, PluginLimits, Runtime};
+pub use runtime::{CallContext, FailurePolicy, PluginLimits, Runtime};

@@ -18,8 +18,8 @@ pub use response_body::ResponseBody;
 use crate::config::{BodyMode, Config};
 use crate::grpc::compression::ACCEPT_ENCODING;
 use crate::grpc::{Code, Encoding, Status, timeout};
-use crate::plugin::bindings::{CallInfo, Hooks};
-use crate::plugin::{BodyHook, CallPlugins, Direction, Registry};
+use crate::plugin::bindings::Hooks;
+use crate::plugin::{BodyHook, CallContext, CallPlugins, Direction, Registry};
 use crate::routing::RouteTable;
 use crate::tls::Certificates;
 use crate::upstream::{Cluster, UpstreamError};
@@ -204,16 +204,15 @@ impl Proxy {
         let chain = self.registry.snapshot();
         let mut plugins = None;
         if !chain.is_empty() {
-            let info = CallInfo {
-                method: method.clone(),
-                authority: parts
+            let call = Arc::new(CallContext::new(
+                method.clone(),
+                parts
                     .uri
                     .authority()
                     .map_or_else(String::new, |a| a.to_string()),
-                deadline_ms: deadline
-                    .map(|at| at.saturating_duration_since(started).as_millis() as u64),
-            };
-            match CallPlugins::start(&chain, &info) {
+                deadline.map(Instant::into_std),
+            ));
+            match CallPlugins::start(&chain, &call) {
                 Ok(started) => {
                     if let Some(started) = &started {
                         call_record.set_plugin_actions(started.actions());

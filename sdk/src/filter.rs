@@ -1,11 +1,13 @@
 //! The [`Filter`] trait: one hook per point in a call, each with a default that lets the
 //! call through, so a plugin implements only what it declared in its [`Interest`].
 
-use crate::types::{CallInfo, Headers, Interest, Status, Verdict};
+use crate::CallInfo;
+use crate::types::{Headers, Interest, Status, Verdict};
 use std::rc::Rc;
 
-/// A filter plugin. One value per call, made by [`Filter::new`]; plugin-wide settings come
-/// from [`Filter::configure`] and are shared by all calls.
+/// A filter plugin. One value per call, made by [`Filter::new`] when the call's first hook
+/// for this plugin comes; plugin-wide settings come from [`Filter::configure`] and are
+/// shared by all calls.
 ///
 /// Order of hooks in a call (each only if declared in the [`Interest`]):
 /// `new` → `on_request_headers` → `on_request_message`/`on_request_frame` (per message or
@@ -52,7 +54,8 @@ pub trait Filter: Sized + 'static {
     /// error message, which makes the host refuse this version.
     fn configure(config: &str) -> Result<(Self::Settings, Interest), String>;
 
-    /// Makes the per-call state when a call starts.
+    /// Makes the per-call state when a call reaches the plugin (its first hook). `info`
+    /// asks the proxy for the method, authority and deadline the first time one is read.
     fn new(settings: Rc<Self::Settings>, info: &CallInfo) -> Self;
 
     /// The request metadata. Change `headers` to change what the upstream gets; return

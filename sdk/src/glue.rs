@@ -44,9 +44,9 @@ fn interest_to_wit(interest: Interest) -> t::Interest {
     }
 }
 
-/// Where a plugin keeps the call it is serving: one per plugin, made by
-/// [`crate::register!`]. An instance serves one call at a time.
-pub type CurrentCall<F> = std::thread::LocalKey<RefCell<Option<F>>>;
+/// Where a plugin keeps the call it is serving and that call's number: one per plugin,
+/// made by [`crate::register!`]. An instance serves one call at a time.
+pub type CurrentCall<F> = std::thread::LocalKey<RefCell<Option<(u64, F)>>>;
 
 fn headers_from_wit(headers: Vec<t::Header>) -> Headers {
     Headers::new(headers.into_iter().map(|h| (h.name, h.value)).collect())
@@ -84,38 +84,43 @@ fn verdict_to_wit(verdict: Verdict) -> t::Verdict {
     }
 }
 
-/// `start-call`: drops the previous call's state, then makes this call's `F`.
-pub fn start_call<F: Filter>(current: &'static CurrentCall<F>, info: t::CallInfo) {
-    // The old state goes first, so two calls' states never live at once.
-    current.with(|c| c.borrow_mut().take());
-    let settings = SETTINGS
-        .with(|s| s.borrow().clone())
-        .expect("configure runs before any call")
-        .downcast::<F::Settings>()
-        .unwrap_or_else(|_| unreachable!("settings of this filter type"));
-    let info = CallInfo {
-        method: info.method,
-        authority: info.authority,
-        deadline_ms: info.deadline_ms,
-    };
-    let filter = F::new(settings, &info);
-    current.with(|c| *c.borrow_mut() = Some(filter));
-}
-
-/// Runs `hook` on the current call's `F` (the host starts a call before any hook).
-fn with_call<F: Filter, R>(current: &'static CurrentCall<F>, hook: impl FnOnce(&mut F) -> R) -> R {
-    current.with(|c| hook(c.borrow_mut().as_mut().expect("a hook before start-call")))
+/// Runs `hook` on call `call`'s `F`, starting the call first if it is new to this
+/// instance: the previous call's state is dropped, then this call's `F` made.
+fn with_call<F: Filter, R>(
+    current: &'static CurrentCall<F>,
+    call: u64,
+    hook: impl FnOnce(&mut F) -> R,
+) -> R {
+    current.with(|c| {
+        let mut c = c.borrow_mut();
+        let filter = match &mut *c {
+            Some((serving, filter)) if *serving == call => filter,
+            stale => {
+                // The old state goes first, so two calls' states never live at once.
+                *stale = None;
+                let settings = SETTINGS
+                    .with(|s| s.borrow().clone())
+                    .expect("configure runs before any call")
+                    .downcast::<F::Settings>()
+                    .unwrap_or_else(|_| unreachable!("settings of this filter type"));
+                let filter = F::new(settings, &CallInfo::of_current_call());
+                &mut stale.insert((call, filter)).1
+            }
+        };
+        hook(filter)
+    })
 }
 
 /// A headers hook (`on-request-headers`, `on-response-headers`): runs `hook` — the
 /// [`Filter`] method — on the current call.
 pub fn headers_hook<F: Filter>(
     current: &'static CurrentCall<F>,
+    call: u64,
     headers: Vec<t::Header>,
     hook: fn(&mut F, &mut Headers) -> Result<(), Status>,
 ) -> t::HeadersVerdict {
     let mut headers = headers_from_wit(headers);
-    let result = with_call(current, |f| hook(f, &mut headers));
+    let result = with_call(current, call, |f| hook(f, &mut headers));
     headers_verdict(result, headers)
 }
 
@@ -123,20 +128,22 @@ pub fn headers_hook<F: Filter>(
 /// the [`Filter`] method — on the current call.
 pub fn bytes_hook<F: Filter>(
     current: &'static CurrentCall<F>,
+    call: u64,
     bytes: Vec<u8>,
     hook: fn(&mut F, &[u8]) -> Verdict,
 ) -> t::Verdict {
-    verdict_to_wit(with_call(current, |f| hook(f, &bytes)))
+    verdict_to_wit(with_call(current, call, |f| hook(f, &bytes)))
 }
 
 /// `on-trailers`.
 pub fn on_trailers<F: Filter>(
     current: &'static CurrentCall<F>,
+    call: u64,
     status: t::Status,
     trailers: Vec<t::Header>,
 ) -> t::HeadersVerdict {
     let status = Status::new(Code::from_u32(status.code), status.message);
     let mut trailers = headers_from_wit(trailers);
-    let result = with_call(current, |f| f.on_trailers(&status, &mut trailers));
+    let result = with_call(current, call, |f| f.on_trailers(&status, &mut trailers));
     headers_verdict(result, trailers)
 }

@@ -38,6 +38,7 @@
 //! [`encode`] for typed messages, [`wire`] for schema-free field edits, [`log`] and
 //! [`counter_add`] for observability, [`testing`] for native unit tests.
 
+mod call_info;
 mod codec;
 mod filter;
 mod host;
@@ -45,10 +46,11 @@ pub mod testing;
 mod types;
 pub mod wire;
 
+pub use call_info::CallInfo;
 pub use codec::{decode, encode};
 pub use filter::Filter;
 pub use host::{Level, counter_add, log};
-pub use types::{CallInfo, Code, Headers, Hooks, Interest, Status, Verdict};
+pub use types::{Code, Headers, Hooks, Interest, Status, Verdict};
 
 /// Bindings generated from `wit/filter.wit` (wasm builds only; used by [`register!`]).
 #[cfg(target_arch = "wasm32")]
@@ -90,7 +92,7 @@ macro_rules! register {
 
         #[cfg(target_arch = "wasm32")]
         ::std::thread_local! {
-            static __SLUICE_CALL: ::std::cell::RefCell<::std::option::Option<$filter>> =
+            static __SLUICE_CALL: ::std::cell::RefCell<::std::option::Option<(u64, $filter)>> =
                 const { ::std::cell::RefCell::new(::std::option::Option::None) };
         }
 
@@ -106,29 +108,26 @@ macro_rules! register {
                 fn configure(config: String) -> ::std::result::Result<t::Interest, String> {
                     glue::configure::<F>(config)
                 }
-                fn start_call(info: t::CallInfo) {
-                    glue::start_call(&__SLUICE_CALL, info)
+                fn on_request_headers(call: u64, headers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::headers_hook(&__SLUICE_CALL, call, headers, F::on_request_headers)
                 }
-                fn on_request_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
-                    glue::headers_hook(&__SLUICE_CALL, headers, F::on_request_headers)
+                fn on_request_message(call: u64, message: Vec<u8>) -> t::Verdict {
+                    glue::bytes_hook(&__SLUICE_CALL, call, message, F::on_request_message)
                 }
-                fn on_request_message(message: Vec<u8>) -> t::Verdict {
-                    glue::bytes_hook(&__SLUICE_CALL, message, F::on_request_message)
+                fn on_request_frame(call: u64, frame: Vec<u8>) -> t::Verdict {
+                    glue::bytes_hook(&__SLUICE_CALL, call, frame, F::on_request_frame)
                 }
-                fn on_request_frame(frame: Vec<u8>) -> t::Verdict {
-                    glue::bytes_hook(&__SLUICE_CALL, frame, F::on_request_frame)
+                fn on_response_headers(call: u64, headers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::headers_hook(&__SLUICE_CALL, call, headers, F::on_response_headers)
                 }
-                fn on_response_headers(headers: Vec<t::Header>) -> t::HeadersVerdict {
-                    glue::headers_hook(&__SLUICE_CALL, headers, F::on_response_headers)
+                fn on_response_message(call: u64, message: Vec<u8>) -> t::Verdict {
+                    glue::bytes_hook(&__SLUICE_CALL, call, message, F::on_response_message)
                 }
-                fn on_response_message(message: Vec<u8>) -> t::Verdict {
-                    glue::bytes_hook(&__SLUICE_CALL, message, F::on_response_message)
+                fn on_response_frame(call: u64, frame: Vec<u8>) -> t::Verdict {
+                    glue::bytes_hook(&__SLUICE_CALL, call, frame, F::on_response_frame)
                 }
-                fn on_response_frame(frame: Vec<u8>) -> t::Verdict {
-                    glue::bytes_hook(&__SLUICE_CALL, frame, F::on_response_frame)
-                }
-                fn on_trailers(status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
-                    glue::on_trailers(&__SLUICE_CALL, status, trailers)
+                fn on_trailers(call: u64, status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
+                    glue::on_trailers(&__SLUICE_CALL, call, status, trailers)
                 }
             }
         };

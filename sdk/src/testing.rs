@@ -59,11 +59,7 @@ pub struct TestCall<F> {
 /// ```
 pub fn call<F: Filter>(config: &str, method: &str) -> Result<TestCall<F>, String> {
     let (settings, interest) = F::configure(config)?;
-    let info = CallInfo {
-        method: method.to_owned(),
-        authority: "localhost".to_owned(),
-        deadline_ms: None,
-    };
+    let info = CallInfo::new(method, "localhost", None);
     Ok(TestCall {
         filter: F::new(Rc::new(settings), &info),
         interest,

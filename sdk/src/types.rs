@@ -295,42 +295,6 @@ impl Headers {
     }
 }
 
-/// What a plugin learns about a call when it starts.
-///
-/// ```
-/// let info = sluice_sdk::CallInfo {
-///     method: "/helloworld.Greeter/SayHello".into(),
-///     authority: "localhost".into(),
-///     deadline_ms: Some(1000),
-/// };
-/// assert_eq!(info.service(), "helloworld.Greeter");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallInfo {
-    /// `/package.Service/Method`.
-    pub method: String,
-    /// The `:authority` the client used.
-    pub authority: String,
-    /// Milliseconds left until the deadline, if the call has one.
-    pub deadline_ms: Option<u64>,
-}
-
-impl CallInfo {
-    /// The `package.Service` part of the method.
-    ///
-    /// ```
-    /// let info = sluice_sdk::CallInfo { method: "/a.B/C".into(), authority: String::new(), deadline_ms: None };
-    /// assert_eq!(info.service(), "a.B");
-    /// ```
-    pub fn service(&self) -> &str {
-        self.method
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or("")
-    }
-}
-
 /// The hooks a plugin wants called, and for which methods. Only declared hooks are
 /// called; a call whose plugins want no messages stays on the cheap raw path.
 ///

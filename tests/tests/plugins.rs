@@ -208,8 +208,8 @@ async fn dedupe_drops_repeated_request_messages() {
 }
 
 /// Calls one after another reuse the one pooled instance; each starts with fresh state
-/// (`start-call` drops the previous call's): the first message of the second call is not
-/// a "repeat" of the last message of the first.
+/// (a hook with a new call number drops the previous call's): the first message of the
+/// second call is not a "repeat" of the last message of the first.
 #[tokio::test]
 async fn a_reused_instance_starts_each_call_afresh() {
     init_logs();
@@ -320,6 +320,44 @@ async fn a_three_plugin_chain_runs_in_order() {
         ["c", "b", "a"],
         "response order"
     );
+}
+
+/// A plugin learns the call it serves when it asks (here in the response headers hook, not
+/// when the call reached it), also on an instance that served another call before: each
+/// call gets its own method and deadline.
+#[tokio::test]
+async fn plugins_learn_the_call_they_serve_when_they_ask() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-tag", "chain_tag", "t")]);
+    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    let mut client = proxy.client().await;
+    let call_of = |metadata: &tonic::metadata::MetadataMap| {
+        metadata
+            .get("x-response-call")
+            .expect("x-response-call")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let mut request = tonic::Request::new(Empty {});
+    request.set_timeout(std::time::Duration::from_secs(5));
+    let first = call_of(client.empty_call(request).await.unwrap().metadata());
+    let (method, deadline) = first.split_once(' ').unwrap();
+    assert_eq!(method, "/sluice.testing.TestService/EmptyCall");
+    let deadline: u64 = deadline.parse().unwrap();
+    assert!((4_000..=5_000).contains(&deadline), "{first}");
+    // Back in the pool before the next call, which so reuses it.
+    until_idle(&plugin, 1, "after the first call").await;
+
+    let second = client.unary_call(SimpleRequest::default()).await.unwrap();
+    assert_eq!(
+        call_of(second.metadata()),
+        "/sluice.testing.TestService/UnaryCall none"
+    );
+    until_idle(&plugin, 1, "one instance served both calls").await;
 }
 
 /// A plugin that asks for messages cannot load when the body mode is forced raw; the

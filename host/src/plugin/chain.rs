@@ -1,13 +1,15 @@
 //! The plugins of one call: for each plugin of the chain that wants the call's method, an
-//! instance of its own, started with `start-call`. Runs the hooks in chain order for the request
+//! instance of its own, serving the call until the plugin is done with it (every hook is
+//! called with the call's number; the first one starts the call in the plugin). Runs the
+//! hooks in chain order for the request
 //! and in reverse order for the response, applies the verdicts, and turns a trapped or
 //! timed-out plugin into a status for this call only (the instance is thrown away).
 
-use super::bindings::{CallInfo, HeadersVerdict, Hooks, Verdict};
+use super::bindings::{HeadersVerdict, Hooks, Verdict};
 use super::loaded::LoadedPlugin;
 use super::registry::Chain;
 use super::runtime::FailurePolicy;
-use super::runtime::Instance;
+use super::runtime::{CallContext, Instance};
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
 use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
@@ -36,6 +38,8 @@ struct ActiveFilter {
 
 /// The plugins taking part in one call.
 pub struct CallPlugins {
+    /// The call's number, passed to every hook.
+    call: u64,
     filters: Vec<ActiveFilter>,
     hooks: Hooks,
     actions: Arc<CallActions>,
@@ -57,29 +61,19 @@ fn failed(plugin: &LoadedPlugin, what: &str, err: impl std::fmt::Display) -> Sta
 }
 
 impl CallPlugins {
-    /// Starts the call in every plugin of `chain` that wants `info.method`; `None` when
-    /// no plugin does.
-    pub fn start(chain: &Chain, info: &CallInfo) -> Result<Option<CallPlugins>, Status> {
+    /// Checks out an instance of every plugin of `chain` that wants the call's method to
+    /// serve `call`; `None` when no plugin wants it. No wasm runs yet: a plugin starts the
+    /// call with its first hook.
+    pub fn start(chain: &Chain, call: &Arc<CallContext>) -> Result<Option<CallPlugins>, Status> {
         let mut filters = Vec::new();
         let actions = Arc::new(CallActions::default());
         let mut hooks = Hooks::empty();
         for plugin in chain.plugins() {
-            if !plugin.wants(&info.method) {
+            if !plugin.wants(call.method()) {
                 continue;
             }
-            let started = plugin.checkout().and_then(|mut instance| {
-                instance
-                    .store
-                    .set_epoch_deadline(plugin.limits().deadline_ticks());
-                instance
-                    .plugin
-                    .sluice_filter_filter()
-                    .call_start_call(&mut instance.store, info)
-                    .map_err(|e| format!("{e:#}"))?;
-                Ok(instance)
-            });
-            let instance = match started {
-                Ok(started) => started,
+            let mut instance = match plugin.checkout() {
+                Ok(instance) => instance,
                 Err(reason) => match plugin.limits().on_error {
                     FailurePolicy::FailClosed => {
                         plugin.stats().count_failure(FailureKind::Start, false);
@@ -96,6 +90,7 @@ impl CallPlugins {
                     }
                 },
             };
+            instance.store.data_mut().serve(Some(call.clone()));
             hooks |= plugin.hooks();
             filters.push(ActiveFilter {
                 plugin: plugin.clone(),
@@ -103,6 +98,7 @@ impl CallPlugins {
             });
         }
         Ok((!filters.is_empty()).then_some(CallPlugins {
+            call: call.id(),
             filters,
             hooks,
             actions,
@@ -143,6 +139,7 @@ impl CallPlugins {
         hook: impl FnOnce(
             &super::bindings::Guest,
             &mut wasmtime::Store<super::runtime::StoreData>,
+            u64,
         ) -> wasmtime::Result<R>,
     ) -> Result<Option<R>, Status> {
         let filter = &mut self.filters[index];
@@ -162,7 +159,7 @@ impl CallPlugins {
             .store
             .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
         let exports = instance.plugin.sluice_filter_filter();
-        match hook(exports, &mut instance.store) {
+        match hook(exports, &mut instance.store, self.call) {
             Ok(result) => Ok(Some(result)),
             Err(err) => {
                 let (kind, reason) = match err.downcast_ref::<wasmtime::Trap>() {
@@ -289,9 +286,9 @@ impl CallPlugins {
                     index,
                     hook_kind,
                     "a headers hook",
-                    |filter, store| match direction {
-                        Direction::Request => filter.call_on_request_headers(store, &list),
-                        Direction::Response => filter.call_on_response_headers(store, &list),
+                    |filter, store, call| match direction {
+                        Direction::Request => filter.call_on_request_headers(store, call, &list),
+                        Direction::Response => filter.call_on_response_headers(store, call, &list),
                     },
                 )?;
             match verdict {
@@ -332,9 +329,9 @@ impl CallPlugins {
             direction,
             hook,
             message,
-            |filter, store, bytes| match direction {
-                Direction::Request => filter.call_on_request_message(store, bytes),
-                Direction::Response => filter.call_on_response_message(store, bytes),
+            |filter, store, call, bytes| match direction {
+                Direction::Request => filter.call_on_request_message(store, call, bytes),
+                Direction::Response => filter.call_on_response_message(store, call, bytes),
             },
         )
     }
@@ -349,9 +346,9 @@ impl CallPlugins {
             direction,
             hook,
             frame,
-            |filter, store, bytes| match direction {
-                Direction::Request => filter.call_on_request_frame(store, bytes),
-                Direction::Response => filter.call_on_response_frame(store, bytes),
+            |filter, store, call, bytes| match direction {
+                Direction::Request => filter.call_on_request_frame(store, call, bytes),
+                Direction::Response => filter.call_on_response_frame(store, call, bytes),
             },
         )
     }
@@ -364,6 +361,7 @@ impl CallPlugins {
         call_hook: impl Fn(
             &super::bindings::Guest,
             &mut wasmtime::Store<super::runtime::StoreData>,
+            u64,
             &[u8],
         ) -> wasmtime::Result<Verdict>,
     ) -> Result<Option<Bytes>, Status> {
@@ -375,8 +373,8 @@ impl CallPlugins {
             {
                 continue;
             }
-            let verdict = self.run(index, hook_kind, "a message hook", |filter, store| {
-                call_hook(filter, store, &bytes)
+            let verdict = self.run(index, hook_kind, "a message hook", |filter, store, call| {
+                call_hook(filter, store, call, &bytes)
             })?;
             match verdict {
                 None => {}
@@ -439,7 +437,7 @@ impl CallPlugins {
                 index,
                 Hook::Trailers,
                 "the trailers hook",
-                |filter, store| filter.call_on_trailers(store, &status, &list),
+                |filter, store, call| filter.call_on_trailers(store, call, &status, &list),
             )?;
             match verdict {
                 None => {}
@@ -522,10 +520,11 @@ impl Drop for CallPlugins {
 }
 
 /// Ends the plugin's part in the call: the instance goes back to the pool (unless it
-/// broke). No wasm runs here: the call's state is dropped by the instance's next
-/// `start-call`.
+/// broke). No wasm runs here: the plugin drops the call's state when its next call's
+/// first hook comes.
 fn release(filter: &mut ActiveFilter) {
-    if let Some(instance) = filter.instance.take() {
+    if let Some(mut instance) = filter.instance.take() {
+        instance.store.data_mut().serve(None);
         filter.plugin.checkin(instance);
     }
 }

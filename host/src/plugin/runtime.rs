@@ -12,8 +12,9 @@
 
 use super::bindings::{self, Plugin, PluginPre};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, ResourceType};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -129,6 +130,50 @@ impl PluginCounters {
     }
 }
 
+/// The call a plugin instance serves: what the `call-info` import answers, and the number
+/// its hooks are called with.
+#[derive(Debug)]
+pub struct CallContext {
+    id: u64,
+    method: String,
+    authority: String,
+    deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// A call of `method` sent to `authority`, ending by `deadline`; it gets a number no
+    /// other call of this process has.
+    pub fn new(method: String, authority: String, deadline: Option<Instant>) -> CallContext {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        CallContext {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            method,
+            authority,
+            deadline,
+        }
+    }
+
+    /// The call's number (never 0).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn to_wit(&self) -> bindings::CallInfo {
+        bindings::CallInfo {
+            method: self.method.clone(),
+            authority: self.authority.clone(),
+            deadline_ms: self
+                .deadline
+                .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
+        }
+    }
+}
+
 /// What each plugin store holds.
 pub struct StoreData {
     wasi: WasiCtx,
@@ -136,6 +181,15 @@ pub struct StoreData {
     limits: StoreLimits,
     plugin: Arc<str>,
     counters: Arc<PluginCounters>,
+    /// The call the instance serves, while it is checked out for one.
+    call: Option<Arc<CallContext>>,
+}
+
+impl StoreData {
+    /// Sets (or, with `None`, clears) the call the instance serves.
+    pub fn serve(&mut self, call: Option<Arc<CallContext>>) {
+        self.call = call;
+    }
 }
 
 impl std::fmt::Debug for StoreData {
@@ -162,6 +216,18 @@ impl bindings::sluice::filter::host::Host for StoreData {
 
     fn counter_add(&mut self, name: String, delta: u64) {
         self.counters.add(name, delta);
+    }
+
+    fn current_call(&mut self) -> bindings::CallInfo {
+        // Only asked from a hook, and hooks run only while the instance serves a call.
+        self.call.as_ref().map_or_else(
+            || bindings::CallInfo {
+                method: String::new(),
+                authority: String::new(),
+                deadline_ms: None,
+            },
+            |call| call.to_wit(),
+        )
     }
 }
 
@@ -360,6 +426,7 @@ impl Runtime {
                 .build(),
             plugin: name,
             counters,
+            call: None,
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);

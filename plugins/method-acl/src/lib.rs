@@ -50,7 +50,7 @@ impl Filter for MethodAcl {
 
     fn new(settings: Rc<Settings>, info: &CallInfo) -> Self {
         MethodAcl {
-            denial: settings.denial(&info.method),
+            denial: settings.denial(info.method()),
         }
     }
 
