@@ -149,6 +149,19 @@ async fn plugins_that_cannot_load_are_refused_with_the_reason() {
         "40-wrong-world.wasm",
         &wat::parse_str("(component (core module $m) (core instance (instantiate $m)))").unwrap(),
     );
+    // Built against an older version of the interface: refused, saying so.
+    dir.put(
+        "45-old-interface.wasm",
+        &wat::parse_str(
+            r#"(component
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func $f (canon lift (core func $i "f")))
+                (instance $filter (export "configure" (func $f)))
+                (export "sluice:filter/filter@0.2.0" (instance $filter)))"#,
+        )
+        .unwrap(),
+    );
     let proxy = proxy_with(&upstream, &dir, "").await;
     let states = proxy.proxy.registry().states();
     let state = |name: &str| {
@@ -162,6 +175,10 @@ async fn plugins_that_cannot_load_are_refused_with_the_reason() {
         ("20-not-wasm", "not a valid component"),
         ("30-core-module", "not a valid component"),
         ("40-wrong-world", "sluice:filter"),
+        (
+            "45-old-interface",
+            "built against sluice:filter@0.2.0, but this proxy speaks sluice:filter@0.3.0",
+        ),
     ] {
         let state = state(name);
         assert_eq!(state.state, "refused", "{name}: {state:?}");

@@ -113,6 +113,38 @@ fn stub_other_imports(
     Ok(())
 }
 
+/// The interface package this proxy speaks, as `sdk/wit/filter.wit` declares it (a test
+/// checks they agree).
+pub const INTERFACE_PACKAGE: &str = "sluice:filter@0.3.0";
+
+/// Refuses a plugin built against another version of the interface with a message that
+/// says so (the linker's own error only names a function of the wrong type).
+fn check_interface_version(component: &Component, engine: &Engine) -> Result<(), String> {
+    let component_type = component.component_type();
+    let names = component_type
+        .imports(engine)
+        .map(|(name, _)| name)
+        .chain(component_type.exports(engine).map(|(name, _)| name));
+    for name in names {
+        let Some((package, version)) = name.split_once('@') else {
+            continue;
+        };
+        let Some((namespace_name, _interface)) = package.split_once('/') else {
+            continue;
+        };
+        let ours = INTERFACE_PACKAGE
+            .split_once('@')
+            .expect("a versioned package");
+        if namespace_name == ours.0 && version != ours.1 {
+            return Err(format!(
+                "built against {namespace_name}@{version}, but this proxy speaks \
+                 {INTERFACE_PACKAGE}: rebuild the plugin with the sluice-sdk of this release"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Counters a plugin adds to through the `counter-add` import, by name.
 #[derive(Debug, Default)]
 pub struct PluginCounters(Mutex<BTreeMap<String, u64>>);
@@ -343,6 +375,7 @@ impl Runtime {
 
     /// Links a compiled component against the host imports, checking it is a plugin.
     pub fn prepare(&self, component: &Component) -> Result<PluginPre<StoreData>, String> {
+        check_interface_version(component, &self.engine)?;
         let mut linker = self
             .linker()
             .map_err(|e| format!("cannot set up the host imports: {e:#}"))?;
@@ -433,5 +466,18 @@ impl Runtime {
         store.set_epoch_deadline(limits.deadline_ticks());
         let plugin = pre.instantiate(&mut store)?;
         Ok(Instance { store, plugin })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_interface_version_is_the_one_of_the_wit_file() {
+        let wit = include_str!("../../../sdk/wit/filter.wit");
+        let package = format!("package {};", super::INTERFACE_PACKAGE);
+        assert!(
+            wit.lines().any(|line| line == package),
+            "{package} not in filter.wit"
+        );
     }
 }
