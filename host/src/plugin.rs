@@ -7,6 +7,7 @@ pub mod loaded;
 pub mod registry;
 pub mod runtime;
 pub mod stats;
+pub mod verdict;
 pub mod watcher;
 pub mod wit_headers;
 

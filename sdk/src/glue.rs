@@ -1,6 +1,7 @@
 //! The wasm side of the SDK: the bindings generated from `wit/filter.wit` and the adapter
 //! that turns a [`Filter`] into the exported `filter` interface. Used by [`crate::register!`].
 
+use crate::bindings::sluice::filter::host;
 use crate::bindings::sluice::filter::types as t;
 use crate::{CallInfo, Code, Filter, Headers, Interest, Status, Verdict};
 use std::any::Any;
@@ -67,10 +68,21 @@ fn status_to_wit(status: Status) -> t::Status {
     }
 }
 
+/// Hands a reject's status to the host.
+fn reject(status: Status) {
+    host::set_status(&status_to_wit(status));
+}
+
 fn headers_verdict(result: Result<(), Status>, headers: Headers) -> t::HeadersVerdict {
     match result {
-        Err(status) => t::HeadersVerdict::Reject(status_to_wit(status)),
-        Ok(()) if headers.is_modified() => t::HeadersVerdict::Modify(headers_to_wit(headers)),
+        Err(status) => {
+            reject(status);
+            t::HeadersVerdict::Reject
+        }
+        Ok(()) if headers.is_modified() => {
+            host::set_headers(&headers_to_wit(headers));
+            t::HeadersVerdict::Modify
+        }
         Ok(()) => t::HeadersVerdict::Continue,
     }
 }
@@ -79,8 +91,14 @@ fn verdict_to_wit(verdict: Verdict) -> t::Verdict {
     match verdict {
         Verdict::Forward => t::Verdict::Forward,
         Verdict::Drop => t::Verdict::Drop,
-        Verdict::Modify(bytes) => t::Verdict::Modify(bytes),
-        Verdict::Reject(status) => t::Verdict::Reject(status_to_wit(status)),
+        Verdict::Modify(bytes) => {
+            host::set_output(&bytes);
+            t::Verdict::Modify
+        }
+        Verdict::Reject(status) => {
+            reject(status);
+            t::Verdict::Reject
+        }
     }
 }
 

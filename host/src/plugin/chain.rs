@@ -5,12 +5,13 @@
 //! and in reverse order for the response, applies the verdicts, and turns a trapped or
 //! timed-out plugin into a status for this call only (the instance is thrown away).
 
-use super::bindings::{HeadersVerdict, Hooks, Verdict};
+use super::bindings::Hooks;
 use super::loaded::LoadedPlugin;
 use super::registry::Chain;
 use super::runtime::FailurePolicy;
 use super::runtime::{CallContext, Instance};
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
+use super::verdict::{self, BytesVerdict, HeadersDecision};
 use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
 use bytes::Bytes;
@@ -281,20 +282,21 @@ impl CallPlugins {
                 continue;
             }
             let list = to_wit(headers, reserved);
-            let verdict =
-                self.run(
-                    index,
-                    hook_kind,
-                    "a headers hook",
-                    |filter, store, call| match direction {
-                        Direction::Request => filter.call_on_request_headers(store, call, &list),
-                        Direction::Response => filter.call_on_response_headers(store, call, &list),
-                    },
-                )?;
+            let verdict = self.run(index, hook_kind, "a headers hook", |filter, store, call| {
+                let decided = match direction {
+                    Direction::Request => {
+                        filter.call_on_request_headers(&mut *store, call, &list)?
+                    }
+                    Direction::Response => {
+                        filter.call_on_response_headers(&mut *store, call, &list)?
+                    }
+                };
+                verdict::headers(decided, store.data_mut().take_output())
+            })?;
             match verdict {
                 None => {}
-                Some(HeadersVerdict::Continue) => self.record(index, hook_kind, Outcome::Forward),
-                Some(HeadersVerdict::Modify(list)) => match apply(headers, list, reserved) {
+                Some(HeadersDecision::Continue) => self.record(index, hook_kind, Outcome::Forward),
+                Some(HeadersDecision::Modify(list)) => match apply(headers, list, reserved) {
                     Ok(()) => self.record(index, hook_kind, Outcome::Modify),
                     Err(reason) => {
                         self.fail::<()>(
@@ -306,7 +308,7 @@ impl CallPlugins {
                         )?;
                     }
                 },
-                Some(HeadersVerdict::Reject(status)) => {
+                Some(HeadersDecision::Reject(status)) => {
                     self.record(index, hook_kind, Outcome::Reject);
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
@@ -363,7 +365,7 @@ impl CallPlugins {
             &mut wasmtime::Store<super::runtime::StoreData>,
             u64,
             &[u8],
-        ) -> wasmtime::Result<Verdict>,
+        ) -> wasmtime::Result<super::bindings::Verdict>,
     ) -> Result<Option<Bytes>, Status> {
         for index in self.order(direction) {
             if !self.filters[index]
@@ -374,16 +376,17 @@ impl CallPlugins {
                 continue;
             }
             let verdict = self.run(index, hook_kind, "a message hook", |filter, store, call| {
-                call_hook(filter, store, call, &bytes)
+                let decided = call_hook(filter, &mut *store, call, &bytes)?;
+                verdict::bytes(decided, store.data_mut().take_output())
             })?;
             match verdict {
                 None => {}
-                Some(Verdict::Forward) => self.record(index, hook_kind, Outcome::Forward),
-                Some(Verdict::Drop) => {
+                Some(BytesVerdict::Forward) => self.record(index, hook_kind, Outcome::Forward),
+                Some(BytesVerdict::Drop) => {
                     self.record(index, hook_kind, Outcome::Drop);
                     return Ok(None);
                 }
-                Some(Verdict::Modify(new)) => {
+                Some(BytesVerdict::Modify(new)) => {
                     let cap = self.filters[index].plugin.limits().max_output_bytes;
                     if new.len() > cap {
                         let reason = format!(
@@ -402,7 +405,7 @@ impl CallPlugins {
                         bytes = Bytes::from(new);
                     }
                 }
-                Some(Verdict::Reject(status)) => {
+                Some(BytesVerdict::Reject(status)) => {
                     self.record(index, hook_kind, Outcome::Reject);
                     return Err(rejected(&self.filters[index].plugin, status));
                 }
@@ -437,14 +440,17 @@ impl CallPlugins {
                 index,
                 Hook::Trailers,
                 "the trailers hook",
-                |filter, store, call| filter.call_on_trailers(store, call, &status, &list),
+                |filter, store, call| {
+                    let decided = filter.call_on_trailers(&mut *store, call, &status, &list)?;
+                    verdict::headers(decided, store.data_mut().take_output())
+                },
             )?;
             match verdict {
                 None => {}
-                Some(HeadersVerdict::Continue) => {
+                Some(HeadersDecision::Continue) => {
                     self.record(index, Hook::Trailers, Outcome::Forward);
                 }
-                Some(HeadersVerdict::Modify(list)) => {
+                Some(HeadersDecision::Modify(list)) => {
                     match apply(trailers, list, &RESERVED_TRAILERS) {
                         Ok(()) => self.record(index, Hook::Trailers, Outcome::Modify),
                         Err(reason) => {
@@ -458,7 +464,7 @@ impl CallPlugins {
                         }
                     }
                 }
-                Some(HeadersVerdict::Reject(status)) => {
+                Some(HeadersDecision::Reject(status)) => {
                     self.record(index, Hook::Trailers, Outcome::Reject);
                     trailers.remove("grpc-message");
                     rejected(&self.filters[index].plugin, status).write_to(trailers);

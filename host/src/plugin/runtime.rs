@@ -215,12 +215,31 @@ pub struct StoreData {
     counters: Arc<PluginCounters>,
     /// The call the instance serves, while it is checked out for one.
     call: Option<Arc<CallContext>>,
+    /// What the running hook handed over besides its verdict.
+    output: HookOutput,
+}
+
+/// What a hook hands the host besides its verdict: the bytes or headers of a `modify`
+/// (`set-output`, `set-headers`), the status of a `reject` (`set-status`).
+#[derive(Debug, Default)]
+pub struct HookOutput {
+    /// From `set-output`.
+    pub bytes: Option<Vec<u8>>,
+    /// From `set-headers`.
+    pub headers: Option<Vec<bindings::Header>>,
+    /// From `set-status`.
+    pub status: Option<bindings::Status>,
 }
 
 impl StoreData {
     /// Sets (or, with `None`, clears) the call the instance serves.
     pub fn serve(&mut self, call: Option<Arc<CallContext>>) {
         self.call = call;
+    }
+
+    /// Takes what the last hook handed over (leaving nothing for the next one).
+    pub fn take_output(&mut self) -> HookOutput {
+        std::mem::take(&mut self.output)
     }
 }
 
@@ -260,6 +279,18 @@ impl bindings::sluice::filter::host::Host for StoreData {
             },
             |call| call.to_wit(),
         )
+    }
+
+    fn set_output(&mut self, bytes: Vec<u8>) {
+        self.output.bytes = Some(bytes);
+    }
+
+    fn set_headers(&mut self, headers: Vec<bindings::Header>) {
+        self.output.headers = Some(headers);
+    }
+
+    fn set_status(&mut self, status: bindings::Status) {
+        self.output.status = Some(status);
     }
 }
 
@@ -460,6 +491,7 @@ impl Runtime {
             plugin: name,
             counters,
             call: None,
+            output: HookOutput::default(),
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
