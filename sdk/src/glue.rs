@@ -49,16 +49,12 @@ fn interest_to_wit(interest: Interest) -> t::Interest {
 /// made by [`crate::register!`]. An instance serves one call at a time.
 pub type CurrentCall<F> = std::thread::LocalKey<RefCell<Option<(u64, F)>>>;
 
-fn headers_from_wit(headers: Vec<t::Header>) -> Headers {
-    Headers::new(headers.into_iter().map(|h| (h.name, h.value)).collect())
+fn headers_from_wit(flat: t::Metadata) -> Headers {
+    Headers::new(crate::metadata::decode(&flat))
 }
 
-fn headers_to_wit(headers: Headers) -> Vec<t::Header> {
-    headers
-        .into_entries()
-        .into_iter()
-        .map(|(name, value)| t::Header { name, value })
-        .collect()
+fn headers_to_wit(headers: Headers) -> t::Metadata {
+    crate::metadata::encode(&headers.into_entries())
 }
 
 fn status_to_wit(status: Status) -> t::Status {
@@ -134,7 +130,7 @@ fn with_call<F: Filter, R>(
 pub fn headers_hook<F: Filter>(
     current: &'static CurrentCall<F>,
     call: u64,
-    headers: Vec<t::Header>,
+    headers: t::Metadata,
     hook: fn(&mut F, &mut Headers) -> Result<(), Status>,
 ) -> t::HeadersVerdict {
     let mut headers = headers_from_wit(headers);
@@ -158,7 +154,7 @@ pub fn on_trailers<F: Filter>(
     current: &'static CurrentCall<F>,
     call: u64,
     status: t::Status,
-    trailers: Vec<t::Header>,
+    trailers: t::Metadata,
 ) -> t::HeadersVerdict {
     let status = Status::new(Code::from_u32(status.code), status.message);
     let mut trailers = headers_from_wit(trailers);

@@ -42,6 +42,8 @@ mod call_info;
 mod codec;
 mod filter;
 mod host;
+#[cfg(any(target_arch = "wasm32", test))]
+mod metadata;
 pub mod testing;
 mod types;
 pub mod wire;
@@ -108,7 +110,7 @@ macro_rules! register {
                 fn configure(config: String) -> ::std::result::Result<t::Interest, String> {
                     glue::configure::<F>(config)
                 }
-                fn on_request_headers(call: u64, headers: Vec<t::Header>) -> t::HeadersVerdict {
+                fn on_request_headers(call: u64, headers: t::Metadata) -> t::HeadersVerdict {
                     glue::headers_hook(&__SLUICE_CALL, call, headers, F::on_request_headers)
                 }
                 fn on_request_message(call: u64, message: Vec<u8>) -> t::Verdict {
@@ -117,7 +119,7 @@ macro_rules! register {
                 fn on_request_frame(call: u64, frame: Vec<u8>) -> t::Verdict {
                     glue::bytes_hook(&__SLUICE_CALL, call, frame, F::on_request_frame)
                 }
-                fn on_response_headers(call: u64, headers: Vec<t::Header>) -> t::HeadersVerdict {
+                fn on_response_headers(call: u64, headers: t::Metadata) -> t::HeadersVerdict {
                     glue::headers_hook(&__SLUICE_CALL, call, headers, F::on_response_headers)
                 }
                 fn on_response_message(call: u64, message: Vec<u8>) -> t::Verdict {
@@ -126,7 +128,7 @@ macro_rules! register {
                 fn on_response_frame(call: u64, frame: Vec<u8>) -> t::Verdict {
                     glue::bytes_hook(&__SLUICE_CALL, call, frame, F::on_response_frame)
                 }
-                fn on_trailers(call: u64, status: t::Status, trailers: Vec<t::Header>) -> t::HeadersVerdict {
+                fn on_trailers(call: u64, status: t::Status, trailers: t::Metadata) -> t::HeadersVerdict {
                     glue::on_trailers(&__SLUICE_CALL, call, status, trailers)
                 }
             }

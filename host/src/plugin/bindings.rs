@@ -8,6 +8,4 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::sluice::filter::filter::Guest;
 pub use self::sluice::filter::host::Level;
-pub use self::sluice::filter::types::{
-    CallInfo, Header, HeadersVerdict, Hooks, Interest, Status, Verdict,
-};
+pub use self::sluice::filter::types::{CallInfo, HeadersVerdict, Hooks, Interest, Status, Verdict};

@@ -296,7 +296,7 @@ impl CallPlugins {
             match verdict {
                 None => {}
                 Some(HeadersDecision::Continue) => self.record(index, hook_kind, Outcome::Forward),
-                Some(HeadersDecision::Modify(list)) => match apply(headers, list, reserved) {
+                Some(HeadersDecision::Modify(list)) => match apply(headers, &list, reserved) {
                     Ok(()) => self.record(index, hook_kind, Outcome::Modify),
                     Err(reason) => {
                         self.fail::<()>(
@@ -451,7 +451,7 @@ impl CallPlugins {
                     self.record(index, Hook::Trailers, Outcome::Forward);
                 }
                 Some(HeadersDecision::Modify(list)) => {
-                    match apply(trailers, list, &RESERVED_TRAILERS) {
+                    match apply(trailers, &list, &RESERVED_TRAILERS) {
                         Ok(()) => self.record(index, Hook::Trailers, Outcome::Modify),
                         Err(reason) => {
                             self.fail::<()>(

@@ -226,7 +226,7 @@ pub struct HookOutput {
     /// From `set-output`.
     pub bytes: Option<Vec<u8>>,
     /// From `set-headers`.
-    pub headers: Option<Vec<bindings::Header>>,
+    pub headers: Option<Vec<u8>>,
     /// From `set-status`.
     pub status: Option<bindings::Status>,
 }
@@ -285,7 +285,7 @@ impl bindings::sluice::filter::host::Host for StoreData {
         self.output.bytes = Some(bytes);
     }
 
-    fn set_headers(&mut self, headers: Vec<bindings::Header>) {
+    fn set_headers(&mut self, headers: Vec<u8>) {
         self.output.headers = Some(headers);
     }
 

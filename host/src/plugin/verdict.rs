@@ -2,7 +2,7 @@
 //! headers of a `modify`, the status of a `reject`): the WIT verdicts are plain enums so
 //! that no hook needs a post-return entry into the plugin.
 
-use super::bindings::{Header, HeadersVerdict, Status, Verdict};
+use super::bindings::{HeadersVerdict, Status, Verdict};
 use super::runtime::HookOutput;
 
 /// What a message or frame hook decided.
@@ -23,8 +23,8 @@ pub enum BytesVerdict {
 pub enum HeadersDecision {
     /// Pass them on unchanged.
     Continue,
-    /// Pass this list on instead.
-    Modify(Vec<Header>),
+    /// Pass this (flat) metadata on instead.
+    Modify(Vec<u8>),
     /// End the call with this status.
     Reject(Status),
 }
