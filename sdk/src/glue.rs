@@ -42,6 +42,7 @@ fn interest_to_wit(interest: Interest) -> t::Interest {
     t::Interest {
         hooks,
         methods: interest.methods,
+        stateless: interest.stateless,
     }
 }
 

@@ -313,6 +313,8 @@ pub struct Interest {
     pub hooks: Hooks,
     /// Method patterns: `*`, `/pkg.Svc/Method`, or a prefix ending in `*`. Empty means `*`.
     pub methods: Vec<String>,
+    /// Set by [`Interest::stateless`].
+    pub stateless: bool,
 }
 
 /// Which hooks are wanted.
@@ -377,6 +379,23 @@ impl Interest {
     /// ```
     pub fn methods<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Interest {
         self.methods = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Declares that the plugin keeps nothing of a call between hooks: its [`crate::Filter`]
+    /// value holds settings only, and each hook decides from what it is given. The proxy
+    /// then lends an instance for one hook at a time rather than for the call, so a few
+    /// warm instances serve all calls (a long stream holds none) — cheaper, and less memory
+    /// per open stream. `Filter::new` may then run before any hook, so keep it cheap. A
+    /// plugin that does keep state (a counter, the previous message) must not say this: its
+    /// state would start afresh whenever another call used the instance in between.
+    ///
+    /// ```
+    /// let i = sluice_sdk::Interest::new().request_messages().stateless();
+    /// assert!(i.stateless);
+    /// ```
+    pub fn stateless(mut self) -> Interest {
+        self.stateless = true;
         self
     }
 }

@@ -375,13 +375,19 @@ async fn message_plugins_are_refused_in_raw_mode() {
 }
 
 /// A plugin that wants only request headers gives its instance back as soon as that hook
-/// ran; one with response hooks keeps it until the call ends.
+/// ran; a stateless one (`size-limit`, message hooks both ways) holds one only while a
+/// hook runs; one with response hooks that keeps call state holds it until the call ends.
 #[tokio::test]
-async fn headers_only_plugins_hold_no_instance_during_a_stream() {
+async fn headers_only_and_stateless_plugins_hold_no_instance_during_a_stream() {
     init_logs();
     let upstream = Upstream::start().await;
     for (crate_name, config, held_while_open) in [
         ("auth_token", "token = \"s3cret\"", 0),
+        (
+            "size_limit",
+            "max_request_bytes = 1000\nmax_response_bytes = 1000",
+            0,
+        ),
         ("chain_tag", "t", 1),
     ] {
         let dir = PluginDir::new(&[("10-p", crate_name, config)]);
@@ -402,6 +408,33 @@ async fn headers_only_plugins_hold_no_instance_during_a_stream() {
     }
 }
 
+/// Many streams through a stateless plugin share its instances: two open bidi streams,
+/// each past a message both ways through `size-limit`, made one instance, not one each
+/// (`dedupe`, which keeps the previous message of each call, holds one per stream).
+#[tokio::test]
+async fn stateless_plugins_share_instances_between_open_streams() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    for (crate_name, config, instances) in [
+        (
+            "size_limit",
+            "max_request_bytes = 1000\nmax_response_bytes = 1000",
+            1,
+        ),
+        ("dedupe", "", 2),
+    ] {
+        let dir = PluginDir::new(&[("10-p", crate_name, config)]);
+        let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
+        let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+        let mut client = proxy.client().await;
+        let first = open_duplex(&mut client, None).await.unwrap();
+        let second = open_duplex(&mut client, None).await.unwrap();
+        finish(first).await;
+        finish(second).await;
+        until_idle(&plugin, instances, crate_name).await;
+    }
+}
+
 /// A plugin that wants request hooks only leaves the call once the client's request has
 /// ended, while the response is still to come — a server-streaming request (it arrives
 /// whole with its headers) and a bidi call whose client closes its side — even when
@@ -410,14 +443,7 @@ async fn headers_only_plugins_hold_no_instance_during_a_stream() {
 async fn request_only_plugins_leave_the_call_when_the_request_ends() {
     init_logs();
     let upstream = Upstream::start().await;
-    let dir = PluginDir::new(&[
-        ("10-dedupe", "dedupe", ""),
-        (
-            "20-size",
-            "size_limit",
-            "max_request_bytes = 100\nmax_response_bytes = 100",
-        ),
-    ]);
+    let dir = PluginDir::new(&[("10-dedupe", "dedupe", ""), ("20-tag", "chain_tag", "t")]);
     let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
     let plugins = proxy.proxy.registry().snapshot().plugins().to_vec();
     let in_use = || -> Vec<usize> { plugins.iter().map(|p| 1 - p.idle_instances()).collect() };

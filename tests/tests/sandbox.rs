@@ -55,6 +55,8 @@ async fn hostile_plugins_end_only_their_call_when_fail_closed() {
             FailureKind::Deadline,
         ),
         ("panic", "unreachable", "", FailureKind::Trap),
+        // The same on an instance lent for one hook (a stateless plugin).
+        ("panic stateless", "unreachable", "", FailureKind::Trap),
         (
             "memory-bomb",
             "growing memory",
@@ -118,18 +120,20 @@ async fn hostile_plugins_end_only_their_call_when_fail_closed() {
 async fn fail_open_skips_the_broken_plugin() {
     init_logs();
     let upstream = Upstream::start().await;
-    let dir = PluginDir::new(&[("10-hostile", "hostile", "panic")]);
-    let proxy = proxy_with(
-        &upstream,
-        &dir,
-        "[plugin.10-hostile]\non_error = \"fail-open\"\n",
-    )
-    .await;
-    let mut client = proxy.client().await;
-    let response = client.unary_call(hostile_request()).await.unwrap();
-    assert_eq!(response.into_inner().payload.unwrap().body.len(), 10);
-    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
-    assert_eq!(plugin.stats().skipped(), 1);
+    for mode in ["panic", "panic stateless"] {
+        let dir = PluginDir::new(&[("10-hostile", "hostile", mode)]);
+        let proxy = proxy_with(
+            &upstream,
+            &dir,
+            "[plugin.10-hostile]\non_error = \"fail-open\"\n",
+        )
+        .await;
+        let mut client = proxy.client().await;
+        let response = client.unary_call(hostile_request()).await.unwrap();
+        assert_eq!(response.into_inner().payload.unwrap().body.len(), 10);
+        let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+        assert_eq!(plugin.stats().skipped(), 1, "{mode}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,15 +32,25 @@ fn request_side() -> Hooks {
     Hooks::REQUEST_HEADERS | Hooks::REQUEST_MESSAGES | Hooks::REQUEST_FRAMES
 }
 
+/// How a plugin of a call gets an instance to run its hooks on.
+enum Lease {
+    /// One instance for the whole call: the plugin keeps call state in it.
+    Held(Instance),
+    /// An instance from the pool for each hook: the plugin is stateless.
+    PerHook,
+    /// The plugin failed in this call; its instance was thrown away.
+    Failed,
+}
+
 struct ActiveFilter {
     plugin: Arc<LoadedPlugin>,
-    instance: Option<Instance>,
+    lease: Lease,
 }
 
 /// The plugins taking part in one call.
 pub struct CallPlugins {
-    /// The call's number, passed to every hook.
-    call: u64,
+    /// The call, served by every instance running one of its hooks.
+    call: Arc<CallContext>,
     filters: Vec<ActiveFilter>,
     hooks: Hooks,
     actions: Arc<CallActions>,
@@ -62,15 +72,23 @@ fn failed(plugin: &LoadedPlugin, what: &str, err: impl std::fmt::Display) -> Sta
 }
 
 impl CallPlugins {
-    /// Checks out an instance of every plugin of `chain` that wants the call's method to
-    /// serve `call`; `None` when no plugin wants it. No wasm runs yet: a plugin starts the
-    /// call with its first hook.
+    /// The plugins of `chain` that want the call's method, each with an instance checked
+    /// out to serve `call` (a stateless plugin gets one per hook instead); `None` when no
+    /// plugin wants it. No wasm runs yet: a plugin starts the call with its first hook.
     pub fn start(chain: &Chain, call: &Arc<CallContext>) -> Result<Option<CallPlugins>, Status> {
         let mut filters = Vec::new();
         let actions = Arc::new(CallActions::default());
         let mut hooks = Hooks::empty();
         for plugin in chain.plugins() {
             if !plugin.wants(call.method()) {
+                continue;
+            }
+            if plugin.stateless() {
+                hooks |= plugin.hooks();
+                filters.push(ActiveFilter {
+                    plugin: plugin.clone(),
+                    lease: Lease::PerHook,
+                });
                 continue;
             }
             let mut instance = match plugin.checkout() {
@@ -95,11 +113,11 @@ impl CallPlugins {
             hooks |= plugin.hooks();
             filters.push(ActiveFilter {
                 plugin: plugin.clone(),
-                instance: Some(instance),
+                lease: Lease::Held(instance),
             });
         }
         Ok((!filters.is_empty()).then_some(CallPlugins {
-            call: call.id(),
+            call: call.clone(),
             filters,
             hooks,
             actions,
@@ -144,25 +162,46 @@ impl CallPlugins {
         ) -> wasmtime::Result<R>,
     ) -> Result<Option<R>, Status> {
         let filter = &mut self.filters[index];
-        let Some(instance) = filter.instance.as_mut() else {
-            return match filter.plugin.limits().on_error {
-                FailurePolicy::FailOpen => Ok(None),
-                FailurePolicy::FailClosed => Err(Status::new(
-                    Code::Unavailable,
-                    format!(
-                        "plugin {} failed earlier in this call",
-                        filter.plugin.name()
-                    ),
-                )),
-            };
+        let mut lent = None;
+        let instance = match &mut filter.lease {
+            Lease::Held(instance) => instance,
+            Lease::PerHook => match filter.plugin.checkout() {
+                Ok(mut instance) => {
+                    instance.store.data_mut().serve(Some(self.call.clone()));
+                    lent.insert(instance)
+                }
+                Err(reason) => {
+                    return self.fail(index, hook_kind, FailureKind::Start, what, reason);
+                }
+            },
+            Lease::Failed => {
+                return match filter.plugin.limits().on_error {
+                    FailurePolicy::FailOpen => Ok(None),
+                    FailurePolicy::FailClosed => Err(Status::new(
+                        Code::Unavailable,
+                        format!(
+                            "plugin {} failed earlier in this call",
+                            filter.plugin.name()
+                        ),
+                    )),
+                };
+            }
         };
         instance
             .store
             .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
         let exports = instance.plugin.sluice_filter_filter();
-        match hook(exports, &mut instance.store, self.call) {
-            Ok(result) => Ok(Some(result)),
+        match hook(exports, &mut instance.store, self.call.id()) {
+            Ok(result) => {
+                if let Some(mut instance) = lent {
+                    instance.store.data_mut().serve(None);
+                    filter.plugin.checkin(instance);
+                }
+                Ok(Some(result))
+            }
             Err(err) => {
+                // A lent instance that failed is not given back: dropped here.
+                drop(lent);
                 let (kind, reason) = match err.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::Interrupt) => (
                         FailureKind::Deadline,
@@ -196,7 +235,7 @@ impl CallPlugins {
     ) -> Result<Option<R>, Status> {
         self.record(index, hook, Outcome::Failed);
         let filter = &mut self.filters[index];
-        filter.instance = None;
+        filter.lease = Lease::Failed;
         match filter.plugin.limits().on_error {
             FailurePolicy::FailClosed => {
                 filter.plugin.stats().count_failure(kind, false);
@@ -529,7 +568,7 @@ impl Drop for CallPlugins {
 /// broke). No wasm runs here: the plugin drops the call's state when its next call's
 /// first hook comes.
 fn release(filter: &mut ActiveFilter) {
-    if let Some(mut instance) = filter.instance.take() {
+    if let Lease::Held(mut instance) = std::mem::replace(&mut filter.lease, Lease::PerHook) {
         instance.store.data_mut().serve(None);
         filter.plugin.checkin(instance);
     }

@@ -32,6 +32,7 @@ pub struct LoadedPlugin {
     config: String,
     loaded_at: SystemTime,
     hooks: Hooks,
+    stateless: bool,
     methods: Vec<Pattern>,
     method_patterns: Vec<String>,
     pre: PluginPre<StoreData>,
@@ -99,6 +100,7 @@ impl LoadedPlugin {
             config,
             loaded_at: SystemTime::now(),
             hooks: interest.hooks,
+            stateless: interest.stateless,
             methods,
             method_patterns: if interest.methods.is_empty() {
                 vec!["*".to_owned()]
@@ -146,6 +148,11 @@ impl LoadedPlugin {
     /// The hooks it asked for.
     pub fn hooks(&self) -> Hooks {
         self.hooks
+    }
+
+    /// Whether it keeps nothing of a call between hooks (instances are lent per hook).
+    pub fn stateless(&self) -> bool {
+        self.stateless
     }
 
     /// The hooks it asked for, by name.

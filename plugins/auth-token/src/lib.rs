@@ -34,7 +34,8 @@ impl Filter for AuthToken {
         }
         let interest = Interest::new()
             .request_headers()
-            .methods(settings.methods.clone());
+            .methods(settings.methods.clone())
+            .stateless();
         Ok((settings, interest))
     }
 

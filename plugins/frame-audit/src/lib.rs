@@ -12,7 +12,13 @@ impl Filter for FrameAudit {
     type Settings = ();
 
     fn configure(_config: &str) -> Result<((), Interest), String> {
-        Ok(((), Interest::new().request_frames().response_frames()))
+        Ok((
+            (),
+            Interest::new()
+                .request_frames()
+                .response_frames()
+                .stateless(),
+        ))
     }
 
     fn new(_settings: Rc<()>, _info: &CallInfo) -> Self {

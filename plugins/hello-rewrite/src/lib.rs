@@ -24,7 +24,8 @@ impl Filter for HelloRewrite {
             (),
             Interest::new()
                 .request_messages()
-                .methods(["/helloworld.Greeter/*"]),
+                .methods(["/helloworld.Greeter/*"])
+                .stateless(),
         ))
     }
 

@@ -45,7 +45,7 @@ impl Filter for MethodAcl {
         if settings.allow.is_empty() && settings.deny.is_empty() {
             return Err("method-acl config: give `allow` and/or `deny`".into());
         }
-        Ok((settings, Interest::new().request_headers()))
+        Ok((settings, Interest::new().request_headers().stateless()))
     }
 
     fn new(settings: Rc<Settings>, info: &CallInfo) -> Self {

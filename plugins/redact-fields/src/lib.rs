@@ -51,7 +51,9 @@ impl Filter for RedactFields {
         {
             return Err("redact-fields config: field numbers start at 1".into());
         }
-        let mut interest = Interest::new().methods(settings.methods.clone());
+        let mut interest = Interest::new()
+            .methods(settings.methods.clone())
+            .stateless();
         if !settings.request_fields.is_empty() {
             interest = interest.request_messages();
         }

@@ -38,7 +38,7 @@ impl Filter for SizeLimit {
     fn configure(config: &str) -> Result<(Settings, Interest), String> {
         let settings: Settings =
             toml::from_str(config).map_err(|e| format!("size-limit config: {e}"))?;
-        let mut interest = Interest::new();
+        let mut interest = Interest::new().stateless();
         if settings.max_request_bytes.is_some() {
             interest = interest.request_messages();
         }

@@ -2,7 +2,9 @@
 //! metadata `x-hostile` (so other calls through the same proxy show that it is contained).
 //! Its config is one word: `loop` (never returns), `panic`, `memory-bomb` (allocates until
 //! the memory cap stops it), `giant-modify` (replaces each request message with 32 MiB),
-//! or `configure-error` (refuses to load).
+//! or `configure-error` (refuses to load); a second word `stateless` declares the plugin
+//! stateless (it then runs on instances lent for one hook; `panic` only, which decides in
+//! the request headers hook alone).
 
 use sluice_sdk::{CallInfo, Filter, Headers, Interest, Status, Verdict};
 use std::rc::Rc;
@@ -31,7 +33,8 @@ impl Filter for Hostile {
     type Settings = Mode;
 
     fn configure(config: &str) -> Result<(Mode, Interest), String> {
-        let mode = match config.trim() {
+        let mut words = config.split_whitespace();
+        let mode = match words.next().unwrap_or("") {
             "loop" => Mode::Loop,
             "panic" => Mode::Panic,
             "memory-bomb" => Mode::MemoryBomb,
@@ -44,6 +47,11 @@ impl Filter for Hostile {
             interest.request_messages()
         } else {
             interest
+        };
+        let interest = match words.next() {
+            None => interest,
+            Some("stateless") => interest.stateless(),
+            Some(other) => return Err(format!("hostile: unknown word {other:?}")),
         };
         Ok((mode, interest))
     }
