@@ -9,8 +9,9 @@ use super::bindings::Hooks;
 use super::loaded::LoadedPlugin;
 use super::registry::Chain;
 use super::runtime::FailurePolicy;
-use super::runtime::{CallContext, Instance};
+use super::runtime::Instance;
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
+use super::store::CallContext;
 use super::verdict::{self, BytesVerdict, HeadersDecision};
 use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
@@ -157,7 +158,7 @@ impl CallPlugins {
         what: &str,
         hook: impl FnOnce(
             &super::bindings::Guest,
-            &mut wasmtime::Store<super::runtime::StoreData>,
+            &mut wasmtime::Store<super::store::StoreData>,
             u64,
         ) -> wasmtime::Result<R>,
     ) -> Result<Option<R>, Status> {
@@ -401,7 +402,7 @@ impl CallPlugins {
         mut bytes: Bytes,
         call_hook: impl Fn(
             &super::bindings::Guest,
-            &mut wasmtime::Store<super::runtime::StoreData>,
+            &mut wasmtime::Store<super::store::StoreData>,
             u64,
             &[u8],
         ) -> wasmtime::Result<super::bindings::Verdict>,

@@ -3,8 +3,9 @@
 //! reused across calls (an instance that trapped is never returned to the pool).
 
 use super::bindings::{Hooks, PluginPre};
-use super::runtime::{IdlePool, Instance, PluginCounters, PluginLimits, Runtime, StoreData};
+use super::runtime::{IdlePool, Instance, PluginLimits, Runtime};
 use super::stats::PluginStats;
+use super::store::{PluginCounters, StoreData};
 use crate::routing::Pattern;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! that no hook needs a post-return entry into the plugin.
 
 use super::bindings::{HeadersVerdict, Status, Verdict};
-use super::runtime::HookOutput;
+use super::store::HookOutput;
 
 /// What a message or frame hook decided.
 #[derive(Debug)]
