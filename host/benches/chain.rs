@@ -49,6 +49,29 @@ fn message(len: usize) -> Vec<u8> {
     out
 }
 
+/// A new call of `/bench.Svc/Call`.
+fn new_call() -> Arc<CallContext> {
+    Arc::new(CallContext::new(
+        "/bench.Svc/Call".into(),
+        "bench".into(),
+        None,
+    ))
+}
+
+/// The request message stage of a new call through `chain`.
+fn request_stage(chain: &Chain) -> MessageStage {
+    let call = CallPlugins::start(chain, &new_call()).unwrap();
+    let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
+    MessageStage::new(Encoding::Identity, 64 << 20, hook)
+}
+
+/// `message` with its gRPC length prefix.
+fn framed(message: &[u8]) -> Bytes {
+    let mut framed = BytesMut::new();
+    encode_message(message, &mut framed);
+    framed.freeze()
+}
+
 fn bench(c: &mut Criterion) {
     let runtime = Runtime::new(None, 2_000).unwrap();
     let forward = load(&runtime, "size_limit", "max_request_bytes = 100000000");
@@ -62,13 +85,6 @@ fn bench(c: &mut Criterion) {
         ("modify", vec![modify]),
         ("chain-3", chain_3.clone()),
     ];
-    let new_call = || {
-        Arc::new(CallContext::new(
-            "/bench.Svc/Call".into(),
-            "bench".into(),
-            None,
-        ))
-    };
     let mut group = c.benchmark_group("message");
     for size in [64usize, 1024, 16 * 1024] {
         // Two different messages, alternated, so `dedupe` forwards every one.
@@ -78,18 +94,11 @@ fn bench(c: &mut Criterion) {
             m
         }]
         .iter()
-        .map(|m| {
-            let mut framed = BytesMut::new();
-            encode_message(m, &mut framed);
-            framed.freeze()
-        })
+        .map(|m| framed(m))
         .collect();
         group.throughput(Throughput::Elements(1));
         for (name, plugins) in &chains {
-            let chain = Chain::new(plugins.clone());
-            let call = CallPlugins::start(&chain, &new_call()).unwrap();
-            let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
-            let mut stage = MessageStage::new(Encoding::Identity, 64 << 20, hook);
+            let mut stage = request_stage(&Chain::new(plugins.clone()));
             let mut i = 0usize;
             group.bench_function(BenchmarkId::new(*name, size), |b| {
                 b.iter(|| {
@@ -101,16 +110,11 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
-        // The same chain with 128 calls in flight, each holding its own instances, taking
-        // turns: what a proxy with many open streams sees (instances cold in the caches).
+        // The same chain with 128 calls in flight taking turns, each holding its own
+        // `dedupe` instance (the stateless plugins lend theirs per message): what a proxy
+        // with many open streams sees (held instances cold in the caches).
         let chain = Chain::new(chain_3.clone());
-        let mut stages: Vec<MessageStage> = (0..128)
-            .map(|_| {
-                let call = CallPlugins::start(&chain, &new_call()).unwrap();
-                let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
-                MessageStage::new(Encoding::Identity, 64 << 20, hook)
-            })
-            .collect();
+        let mut stages: Vec<MessageStage> = (0..128).map(|_| request_stage(&chain)).collect();
         let mut i = 0usize;
         group.bench_function(BenchmarkId::new("chain-3-x128-calls", size), |b| {
             b.iter(|| {
@@ -137,13 +141,6 @@ fn bench_calls(c: &mut Criterion) {
         load(&runtime, "redact_fields", "request_fields = [9]"),
         load(&runtime, "dedupe", ""),
     ];
-    let new_call = || {
-        Arc::new(CallContext::new(
-            "/bench.Svc/Call".into(),
-            "bench".into(),
-            None,
-        ))
-    };
     let mut metadata = http::HeaderMap::new();
     for (name, value) in [
         ("content-type", "application/grpc"),
@@ -165,17 +162,10 @@ fn bench_calls(c: &mut Criterion) {
         })
     });
     let chain = Chain::new(chain_3);
-    let framed = {
-        let mut framed = BytesMut::new();
-        encode_message(&message(64), &mut framed);
-        framed.freeze()
-    };
+    let framed = framed(&message(64));
     group.bench_function("chain-3-one-message", |b| {
         b.iter(|| {
-            let call = CallPlugins::start(&chain, &new_call()).unwrap();
-            let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
-            let mut stage = MessageStage::new(Encoding::Identity, 64 << 20, hook);
-            stage
+            request_stage(&chain)
                 .on_data(framed.clone())
                 .unwrap()
                 .expect("one message out")

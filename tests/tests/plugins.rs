@@ -8,6 +8,21 @@ use sluice_tests::pb::helloworld::HelloRequest;
 use sluice_tests::pb::helloworld::greeter_client::GreeterClient;
 use sluice_tests::pb::testing::*;
 use sluice_tests::plugins::PluginDir;
+use std::sync::Arc;
+
+/// A proxy (auto body mode) whose only plugin is `crate_name` with `config`, as file
+/// `file`; the folder (kept while the proxy runs) and the loaded plugin with it.
+async fn one_plugin_proxy(
+    upstream: &Upstream,
+    file: &str,
+    crate_name: &str,
+    config: &str,
+) -> (PluginDir, Proxy, Arc<sluice::plugin::LoadedPlugin>) {
+    let dir = PluginDir::new(&[(file, crate_name, config)]);
+    let proxy = proxy_with(upstream, &dir, BodyMode::Auto).await;
+    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    (dir, proxy, plugin)
+}
 
 async fn proxy_with(upstream: &Upstream, dir: &PluginDir, mode: BodyMode) -> Proxy {
     Proxy::start(Overrides {
@@ -214,9 +229,7 @@ async fn dedupe_drops_repeated_request_messages() {
 async fn a_reused_instance_starts_each_call_afresh() {
     init_logs();
     let upstream = Upstream::start().await;
-    let dir = PluginDir::new(&[("10-dedupe", "dedupe", "")]);
-    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
-    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-dedupe", "dedupe", "").await;
     let mut client = proxy.client().await;
     for call in 0..3 {
         let requests = [10, 10].map(|n| StreamingInputCallRequest {
@@ -329,9 +342,7 @@ async fn a_three_plugin_chain_runs_in_order() {
 async fn plugins_learn_the_call_they_serve_when_they_ask() {
     init_logs();
     let upstream = Upstream::start().await;
-    let dir = PluginDir::new(&[("10-tag", "chain_tag", "t")]);
-    let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
-    let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-tag", "chain_tag", "t").await;
     let mut client = proxy.client().await;
     let call_of = |metadata: &tonic::metadata::MetadataMap| {
         metadata
@@ -390,9 +401,7 @@ async fn headers_only_and_stateless_plugins_hold_no_instance_during_a_stream() {
         ),
         ("chain_tag", "t", 1),
     ] {
-        let dir = PluginDir::new(&[("10-p", crate_name, config)]);
-        let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
-        let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+        let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-p", crate_name, config).await;
         let mut client = proxy.client().await;
         let call = open_duplex(&mut client, Some("Bearer s3cret"))
             .await
@@ -423,9 +432,7 @@ async fn stateless_plugins_share_instances_between_open_streams() {
         ),
         ("dedupe", "", 2),
     ] {
-        let dir = PluginDir::new(&[("10-p", crate_name, config)]);
-        let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
-        let plugin = proxy.proxy.registry().snapshot().plugins()[0].clone();
+        let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-p", crate_name, config).await;
         let mut client = proxy.client().await;
         let first = open_duplex(&mut client, None).await.unwrap();
         let second = open_duplex(&mut client, None).await.unwrap();

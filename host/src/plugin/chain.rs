@@ -1,9 +1,10 @@
 //! The plugins of one call: for each plugin of the chain that wants the call's method, an
-//! instance of its own, serving the call until the plugin is done with it (every hook is
-//! called with the call's number; the first one starts the call in the plugin). Runs the
-//! hooks in chain order for the request
-//! and in reverse order for the response, applies the verdicts, and turns a trapped or
-//! timed-out plugin into a status for this call only (the instance is thrown away).
+//! instance of its own, serving the call until the plugin is done with it (a stateless
+//! plugin borrows one per hook instead; every hook is called with the call's number, and
+//! the first one starts the call in the plugin). Runs the hooks in chain order for the
+//! request and in reverse order for the response, applies the verdicts, and turns a
+//! trapped or timed-out plugin into a status for this call only (the instance is thrown
+//! away).
 
 use super::bindings::Hooks;
 use super::loaded::LoadedPlugin;
@@ -92,7 +93,7 @@ impl CallPlugins {
                 });
                 continue;
             }
-            let mut instance = match plugin.checkout() {
+            let instance = match plugin.checkout(call) {
                 Ok(instance) => instance,
                 Err(reason) => match plugin.limits().on_error {
                     FailurePolicy::FailClosed => {
@@ -110,7 +111,6 @@ impl CallPlugins {
                     }
                 },
             };
-            instance.store.data_mut().serve(Some(call.clone()));
             hooks |= plugin.hooks();
             filters.push(ActiveFilter {
                 plugin: plugin.clone(),
@@ -166,11 +166,8 @@ impl CallPlugins {
         let mut lent = None;
         let instance = match &mut filter.lease {
             Lease::Held(instance) => instance,
-            Lease::PerHook => match filter.plugin.checkout() {
-                Ok(mut instance) => {
-                    instance.store.data_mut().serve(Some(self.call.clone()));
-                    lent.insert(instance)
-                }
+            Lease::PerHook => match filter.plugin.checkout(&self.call) {
+                Ok(instance) => lent.insert(instance),
                 Err(reason) => {
                     return self.fail(index, hook_kind, FailureKind::Start, what, reason);
                 }
@@ -194,8 +191,7 @@ impl CallPlugins {
         let exports = instance.plugin.sluice_filter_filter();
         match hook(exports, &mut instance.store, self.call.id()) {
             Ok(result) => {
-                if let Some(mut instance) = lent {
-                    instance.store.data_mut().serve(None);
+                if let Some(instance) = lent {
                     filter.plugin.checkin(instance);
                 }
                 Ok(Some(result))
@@ -569,8 +565,7 @@ impl Drop for CallPlugins {
 /// broke). No wasm runs here: the plugin drops the call's state when its next call's
 /// first hook comes.
 fn release(filter: &mut ActiveFilter) {
-    if let Lease::Held(mut instance) = std::mem::replace(&mut filter.lease, Lease::PerHook) {
-        instance.store.data_mut().serve(None);
+    if let Lease::Held(instance) = std::mem::replace(&mut filter.lease, Lease::PerHook) {
         filter.plugin.checkin(instance);
     }
 }

@@ -5,7 +5,7 @@
 use super::bindings::{Hooks, PluginPre};
 use super::runtime::{IdlePool, Instance, PluginLimits, Runtime};
 use super::stats::PluginStats;
-use super::store::{PluginCounters, StoreData};
+use super::store::{CallContext, PluginCounters, StoreData};
 use crate::routing::Pattern;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -214,18 +214,24 @@ impl LoadedPlugin {
         &self.name
     }
 
-    /// An instance for one call: a reused idle one, or a new configured one.
-    pub fn checkout(&self) -> Result<Instance, String> {
-        if let Some(instance) = self.idle.lock().expect("idle lock").pop() {
-            return Ok(instance);
-        }
-        let mut instance = self.runtime.instantiate(
-            &self.pre,
-            self.name.clone(),
-            self.counters.clone(),
-            &self.limits,
-        )?;
-        configure(&mut instance, &self.config)?;
+    /// An instance serving `call` (what its `current-call` import answers): a reused idle
+    /// one, or a new configured one.
+    pub fn checkout(&self, call: &Arc<CallContext>) -> Result<Instance, String> {
+        let idle = self.idle.lock().expect("idle lock").pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => {
+                let mut instance = self.runtime.instantiate(
+                    &self.pre,
+                    self.name.clone(),
+                    self.counters.clone(),
+                    &self.limits,
+                )?;
+                configure(&mut instance, &self.config)?;
+                instance
+            }
+        };
+        instance.store.data_mut().serve(Some(call.clone()));
         Ok(instance)
     }
 
@@ -234,8 +240,9 @@ impl LoadedPlugin {
         self.idle.lock().expect("idle lock").len()
     }
 
-    /// Returns a healthy instance for reuse.
-    pub fn checkin(&self, instance: Instance) {
+    /// Returns a healthy instance for reuse; it serves no call until checked out again.
+    pub fn checkin(&self, mut instance: Instance) {
+        instance.store.data_mut().serve(None);
         let mut idle = self.idle.lock().expect("idle lock");
         if idle.len() < MAX_IDLE_INSTANCES {
             idle.push(instance);
