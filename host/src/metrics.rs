@@ -71,7 +71,7 @@ pub fn render(proxy: &Proxy) -> String {
     for cluster in proxy.clusters() {
         for stats in cluster.endpoint_stats() {
             let labels = EndpointLabels {
-                cluster: cluster.name().to_owned(),
+                cluster: cluster.name().to_string(),
                 endpoint: stats.address,
             };
             connections.get_or_create(&labels).inc_by(stats.connects);

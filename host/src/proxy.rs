@@ -320,6 +320,8 @@ impl Proxy {
         }
 
         let send = cluster.send(upstream_request);
+        // One wait on the drain for the whole call: here, then in the response body.
+        let mut drain = Box::pin(self.drain.clone().cancelled_owned());
         let abort = std::future::poll_fn(|cx| response_link.poll_abort(cx));
         let expired = async {
             match deadline {
@@ -331,7 +333,7 @@ impl Proxy {
             biased;
             status = abort => return respond::error(&method, status.code, status.message),
             () = expired => return respond::error(&method, Code::DeadlineExceeded, "deadline exceeded before the upstream answered"),
-            () = self.drain.cancelled() => return respond::error(&method, Code::Unavailable, "sluice is shutting down"),
+            () = drain.as_mut() => return respond::error(&method, Code::Unavailable, "sluice is shutting down"),
             sent = send => match sent {
                 Ok(sent) => sent,
                 Err(err) => return upstream_error(&method, err),
@@ -363,7 +365,7 @@ impl Proxy {
         let call = CallGuard {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            drain: Box::pin(self.drain.clone().cancelled_owned()),
+            drain,
             in_flight,
             method,
             frame_hook: hook(Direction::Response).filter(|_| response_path == Path::Frames),

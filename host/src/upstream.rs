@@ -57,7 +57,7 @@ struct Http2Settings {
 /// A cluster: its endpoints and the balancing between them.
 #[derive(Debug)]
 pub struct Cluster {
-    name: String,
+    name: Arc<str>,
     endpoints: Vec<Arc<Endpoint>>,
     next: AtomicUsize,
     balancing: Balancing,
@@ -67,7 +67,7 @@ pub struct Cluster {
 
 #[derive(Debug)]
 struct Endpoint {
-    address: String,
+    address: Arc<str>,
     slots: Vec<Slot>,
     next_slot: AtomicUsize,
     in_flight: AtomicUsize,
@@ -128,7 +128,7 @@ impl Drop for InFlight {
 
 impl InFlight {
     /// The endpoint's `host:port`.
-    pub fn endpoint(&self) -> &str {
+    pub fn endpoint(&self) -> &Arc<str> {
         &self.0.address
     }
 }
@@ -143,13 +143,13 @@ impl Cluster {
             keepalive_timeout: limits.keepalive_timeout,
         };
         Cluster {
-            name: config.name.clone(),
+            name: config.name.as_str().into(),
             endpoints: config
                 .endpoints
                 .iter()
                 .map(|address| {
                     Arc::new(Endpoint {
-                        address: address.clone(),
+                        address: address.as_str().into(),
                         slots: (0..config.connections_per_endpoint)
                             .map(|_| Slot::default())
                             .collect(),
@@ -183,7 +183,7 @@ impl Cluster {
     }
 
     /// The cluster's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -204,7 +204,7 @@ impl Cluster {
                     }
                 };
                 EndpointStats {
-                    address: e.address.clone(),
+                    address: e.address.to_string(),
                     connects: e.connects.load(Ordering::Relaxed),
                     open: e.slots.iter().filter(|s| live(&s.ready).is_some()).count(),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
@@ -253,7 +253,7 @@ impl Cluster {
                     }
                     None => {
                         return Err(UpstreamError::Request {
-                            endpoint: endpoint.address.clone(),
+                            endpoint: endpoint.address.to_string(),
                             source: err.into_error(),
                         });
                     }
@@ -261,7 +261,7 @@ impl Cluster {
             }
         }
         Err(UpstreamError::Unreachable {
-            cluster: self.name.clone(),
+            cluster: self.name.to_string(),
             reason: last_reason,
         })
     }
@@ -377,7 +377,7 @@ impl Endpoint {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let address = &self.address;
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&**address))
             .await
             .map_err(|_| {
                 format!(

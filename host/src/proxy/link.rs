@@ -4,74 +4,130 @@
 //! the client) so it resets the upstream stream instead of waiting on the client.
 
 use crate::grpc::Status;
+use futures_util::task::AtomicWaker;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::sync::oneshot;
+
+/// What both halves share: one allocation per call.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The status the request side ended the call with, until the response side takes it.
+    abort: Mutex<Option<Status>>,
+    aborted: AtomicBool,
+    response_gone: AtomicBool,
+    /// Woken when the call is aborted.
+    response_side: AtomicWaker,
+    /// Woken when the response side goes.
+    request_side: AtomicWaker,
+}
 
 /// The request side's half.
 #[derive(Debug)]
-pub struct RequestLink {
-    abort: Option<oneshot::Sender<Status>>,
-    response_gone: oneshot::Receiver<()>,
-}
+pub struct RequestLink(Arc<Shared>);
 
 /// The response side's half.
 #[derive(Debug)]
-pub struct ResponseLink {
-    abort: Option<oneshot::Receiver<Status>>,
-    _alive: oneshot::Sender<()>,
-}
+pub struct ResponseLink(Arc<Shared>);
 
 /// A linked pair for one call.
 pub fn call_link() -> (RequestLink, ResponseLink) {
-    let (abort_tx, abort_rx) = oneshot::channel();
-    let (alive_tx, alive_rx) = oneshot::channel();
-    (
-        RequestLink {
-            abort: Some(abort_tx),
-            response_gone: alive_rx,
-        },
-        ResponseLink {
-            abort: Some(abort_rx),
-            _alive: alive_tx,
-        },
-    )
+    let shared = Arc::new(Shared::default());
+    (RequestLink(shared.clone()), ResponseLink(shared))
 }
 
 impl RequestLink {
     /// Ends the call towards the client with `status` (first call wins).
     pub fn abort(&mut self, status: Status) {
-        if let Some(tx) = self.abort.take() {
-            let _ = tx.send(status);
+        if self.0.aborted.load(Ordering::Acquire) {
+            return;
         }
+        *self.0.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        self.0.aborted.store(true, Ordering::Release);
+        self.0.response_side.wake();
     }
 
     /// Ready once the response side has been dropped.
     pub fn poll_response_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        std::pin::Pin::new(&mut self.response_gone)
-            .poll(cx)
-            .map(|_| ())
+        if self.0.response_gone.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.request_side.register(cx.waker());
+        if self.0.response_gone.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
 impl ResponseLink {
     /// Ready with the status the request side ended the call with; pending forever if it
-    /// finished without doing so.
+    /// finished without doing so (or once the status has been taken).
     pub fn poll_abort(&mut self, cx: &mut Context<'_>) -> Poll<Status> {
-        let Some(rx) = &mut self.abort else {
-            return Poll::Pending;
-        };
-        match std::pin::Pin::new(rx).poll(cx) {
-            Poll::Ready(Ok(status)) => {
-                self.abort = None;
-                Poll::Ready(status)
+        if !self.0.aborted.load(Ordering::Acquire) {
+            self.0.response_side.register(cx.waker());
+            if !self.0.aborted.load(Ordering::Acquire) {
+                return Poll::Pending;
             }
-            Poll::Ready(Err(_)) => {
-                self.abort = None;
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
+        }
+        match self
+            .0
+            .abort
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(status) => Poll::Ready(status),
+            None => Poll::Pending,
         }
     }
 }
 
-use std::future::Future;
+impl Drop for ResponseLink {
+    fn drop(&mut self) {
+        self.0.response_gone.store(true, Ordering::Release);
+        self.0.request_side.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::Code;
+    use futures_util::task::noop_waker;
+
+    #[test]
+    fn the_first_abort_reaches_the_response_side_once() {
+        let (mut request, mut response) = call_link();
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(response.poll_abort(&mut cx).is_pending());
+        request.abort(Status::new(Code::ResourceExhausted, "too big"));
+        request.abort(Status::new(Code::Internal, "later"));
+        match response.poll_abort(&mut cx) {
+            Poll::Ready(status) => assert_eq!(status.code, Code::ResourceExhausted),
+            Poll::Pending => panic!("abort not seen"),
+        }
+        assert!(response.poll_abort(&mut cx).is_pending(), "taken once");
+    }
+
+    #[test]
+    fn the_request_side_learns_when_the_response_side_goes() {
+        let (mut request, response) = call_link();
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(request.poll_response_gone(&mut cx).is_pending());
+        drop(response);
+        assert!(request.poll_response_gone(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_request_side_that_ends_without_abort_leaves_the_response_side_waiting() {
+        let (request, mut response) = call_link();
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        drop(request);
+        assert!(response.poll_abort(&mut cx).is_pending());
+    }
+}

@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -50,7 +50,9 @@ pub struct CallMetrics {
     bytes_out: Counter,
     messages_in: Counter,
     messages_out: Counter,
-    methods: RwLock<HashSet<String>>,
+    /// Per method label, the `calls` series of each status code seen, so a call ends
+    /// with one map lookup and no label strings built.
+    call_series: RwLock<HashMap<Box<str>, CodeSeries>>,
     access_log: bool,
 }
 
@@ -71,7 +73,7 @@ impl CallMetrics {
             messages_out: series(&messages, "out"),
             bytes,
             messages,
-            methods: RwLock::new(HashSet::new()),
+            call_series: RwLock::new(HashMap::new()),
             access_log,
         }
     }
@@ -100,27 +102,58 @@ impl CallMetrics {
         );
     }
 
-    fn method_label(&self, method: &str) -> String {
-        if self.methods.read().expect("methods lock").contains(method) {
-            return method.to_owned();
+    /// Counts one call of `method` ending with `code`.
+    fn count_call(&self, method: &str, code: &str) {
+        {
+            let series = self.call_series.read().expect("call series lock");
+            let codes = series.get(method).or_else(|| {
+                (series.len() >= MAX_METHOD_LABELS)
+                    .then(|| series.get(OTHER_METHODS))
+                    .flatten()
+            });
+            if let Some((_, counter)) = codes.and_then(|c| c.iter().find(|(c, _)| &**c == code)) {
+                counter.inc();
+                return;
+            }
         }
-        let mut methods = self.methods.write().expect("methods lock");
-        if methods.len() < MAX_METHOD_LABELS {
-            methods.insert(method.to_owned());
-            method.to_owned()
+        let mut series = self.call_series.write().expect("call series lock");
+        let method = if series.contains_key(method) || series.len() < MAX_METHOD_LABELS {
+            method
         } else {
-            "other".to_owned()
-        }
+            OTHER_METHODS
+        };
+        let codes = series.entry(method.into()).or_default();
+        let counter = match codes.iter().find(|(c, _)| &**c == code) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = self
+                    .calls
+                    .get_or_create(&CallLabels {
+                        method: method.to_owned(),
+                        code: code.to_owned(),
+                    })
+                    .clone();
+                codes.push((code.into(), counter.clone()));
+                counter
+            }
+        };
+        counter.inc();
     }
 }
+
+/// One method's `calls` series, by status code.
+type CodeSeries = Vec<(Box<str>, Counter)>;
+
+/// The method label of calls past the first [`MAX_METHOD_LABELS`] methods.
+const OTHER_METHODS: &str = "other";
 
 /// One call being observed; recorded once, when it ends.
 #[derive(Debug)]
 pub struct CallRecord {
     metrics: Arc<CallMetrics>,
     method: String,
-    cluster: String,
-    endpoint: Option<String>,
+    cluster: Option<Arc<str>>,
+    endpoint: Option<Arc<str>>,
     started: Instant,
     request: Arc<RequestTally>,
     response_bytes: u64,
@@ -136,7 +169,7 @@ impl CallRecord {
         CallRecord {
             metrics,
             method: method.to_owned(),
-            cluster: "-".to_owned(),
+            cluster: None,
             endpoint: None,
             started: Instant::now(),
             request,
@@ -149,13 +182,13 @@ impl CallRecord {
     }
 
     /// The cluster the call was routed to.
-    pub fn set_cluster(&mut self, cluster: &str) {
-        cluster.clone_into(&mut self.cluster);
+    pub fn set_cluster(&mut self, cluster: &Arc<str>) {
+        self.cluster = Some(cluster.clone());
     }
 
     /// The endpoint the call went to.
-    pub fn set_endpoint(&mut self, endpoint: &str) {
-        self.endpoint = Some(endpoint.to_owned());
+    pub fn set_endpoint(&mut self, endpoint: &Arc<str>) {
+        self.endpoint = Some(endpoint.clone());
     }
 
     /// The plugins' verdicts that changed the call, for the access log.
@@ -178,18 +211,12 @@ impl CallRecord {
 impl Drop for CallRecord {
     fn drop(&mut self) {
         // A call that ended without a status was cut off (client gone, reset).
-        let code = self.status.take().unwrap_or_else(|| "reset".to_owned());
+        let code = self.status.as_deref().unwrap_or("reset");
         let elapsed = self.started.elapsed();
         let request_bytes = self.request.bytes.load(Ordering::Relaxed);
         let request_messages = self.request.messages.load(Ordering::Relaxed);
         let metrics = &self.metrics;
-        metrics
-            .calls
-            .get_or_create(&CallLabels {
-                method: metrics.method_label(&self.method),
-                code: code.clone(),
-            })
-            .inc();
+        metrics.count_call(&self.method, code);
         metrics.duration.observe(elapsed.as_secs_f64());
         metrics.bytes_in.inc_by(request_bytes);
         metrics.bytes_out.inc_by(self.response_bytes);
@@ -199,7 +226,7 @@ impl Drop for CallRecord {
             tracing::info!(
                 target: "sluice::access",
                 method = %self.method,
-                cluster = %self.cluster,
+                cluster = self.cluster.as_deref().unwrap_or("-"),
                 endpoint = self.endpoint.as_deref().unwrap_or("-"),
                 status = %code,
                 duration_us = elapsed.as_micros() as u64,
@@ -214,5 +241,60 @@ impl Drop for CallRecord {
                 "call"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(metrics: &CallMetrics) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    fn calls(text: &str, method: &str, code: &str) -> Option<u64> {
+        let labels = format!("sluice_calls_total{{method=\"{method}\",code=\"{code}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&labels))
+            .map(|count| count.parse().unwrap())
+    }
+
+    #[test]
+    fn calls_are_counted_by_method_and_code() {
+        let metrics = CallMetrics::new(false);
+        for code in ["0", "0", "14", "0"] {
+            metrics.count_call("/a.B/C", code);
+        }
+        metrics.count_call("/a.B/D", "0");
+        let text = rendered(&metrics);
+        assert_eq!(calls(&text, "/a.B/C", "0"), Some(3), "{text}");
+        assert_eq!(calls(&text, "/a.B/C", "14"), Some(1), "{text}");
+        assert_eq!(calls(&text, "/a.B/D", "0"), Some(1), "{text}");
+    }
+
+    #[test]
+    fn methods_past_the_label_limit_are_counted_as_other() {
+        let metrics = CallMetrics::new(false);
+        for i in 0..MAX_METHOD_LABELS + 3 {
+            metrics.count_call(&format!("/m.S/M{i}"), "0");
+        }
+        metrics.count_call("/m.S/M0", "0");
+        metrics.count_call("/m.S/late", "5");
+        let text = rendered(&metrics);
+        assert_eq!(
+            calls(&text, "/m.S/M0", "0"),
+            Some(2),
+            "a known method keeps its label"
+        );
+        assert_eq!(calls(&text, "other", "0"), Some(3));
+        assert_eq!(calls(&text, "other", "5"), Some(1));
+        assert_eq!(
+            calls(&text, &format!("/m.S/M{MAX_METHOD_LABELS}"), "0"),
+            None
+        );
     }
 }

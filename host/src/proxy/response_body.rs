@@ -115,7 +115,7 @@ impl ResponseBody {
     /// upstream stream.
     fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(call) = &self.call {
-            tracing::info!(method = %call.method, endpoint = call.in_flight.endpoint(), code = ?status.code, "call ended by proxy: {}", status.message);
+            tracing::info!(method = %call.method, endpoint = &**call.in_flight.endpoint(), code = ?status.code, "call ended by proxy: {}", status.message);
         }
         self.state = State::Done;
         self.call = None;
@@ -131,7 +131,7 @@ impl ResponseBody {
             // Pass a stream reset on as the same reset: the client maps it as it would
             // have mapped the upstream's own.
             if let Some(call) = &self.call {
-                tracing::info!(method = %call.method, endpoint = call.in_flight.endpoint(), ?reason, "upstream reset the stream");
+                tracing::info!(method = %call.method, endpoint = &**call.in_flight.endpoint(), ?reason, "upstream reset the stream");
             }
             self.state = State::Done;
             self.call = None;
