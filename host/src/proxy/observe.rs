@@ -106,25 +106,19 @@ impl CallMetrics {
     fn count_call(&self, method: &str, code: &str) {
         {
             let series = self.call_series.read().expect("call series lock");
-            let codes = series.get(method).or_else(|| {
-                (series.len() >= MAX_METHOD_LABELS)
-                    .then(|| series.get(OTHER_METHODS))
-                    .flatten()
-            });
-            if let Some((_, counter)) = codes.and_then(|c| c.iter().find(|(c, _)| &**c == code)) {
+            if let Some(counter) = series
+                .get(method_label(&series, method))
+                .and_then(|codes| code_counter(codes, code))
+            {
                 counter.inc();
                 return;
             }
         }
         let mut series = self.call_series.write().expect("call series lock");
-        let method = if series.contains_key(method) || series.len() < MAX_METHOD_LABELS {
-            method
-        } else {
-            OTHER_METHODS
-        };
+        let method = method_label(&series, method);
         let codes = series.entry(method.into()).or_default();
-        let counter = match codes.iter().find(|(c, _)| &**c == code) {
-            Some((_, counter)) => counter.clone(),
+        let counter = match code_counter(codes, code) {
+            Some(counter) => counter.clone(),
             None => {
                 let counter = self
                     .calls
@@ -139,6 +133,24 @@ impl CallMetrics {
         };
         counter.inc();
     }
+}
+
+/// The label `method` is counted under: its own while it has one or there is room for
+/// another, [`OTHER_METHODS`] once [`MAX_METHOD_LABELS`] methods have theirs.
+fn method_label<'a>(series: &HashMap<Box<str>, CodeSeries>, method: &'a str) -> &'a str {
+    if series.contains_key(method) || series.len() < MAX_METHOD_LABELS {
+        method
+    } else {
+        OTHER_METHODS
+    }
+}
+
+/// The series of `code` among one method's.
+fn code_counter<'a>(codes: &'a CodeSeries, code: &str) -> Option<&'a Counter> {
+    codes
+        .iter()
+        .find(|(c, _)| &**c == code)
+        .map(|(_, counter)| counter)
 }
 
 /// One method's `calls` series, by status code.
