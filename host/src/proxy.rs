@@ -329,15 +329,24 @@ impl Proxy {
                 None => std::future::pending().await,
             }
         };
-        let (response, in_flight) = tokio::select! {
+        let sent = tokio::select! {
             biased;
             status = abort => return respond::error(&method, status.code, status.message),
             () = expired => return respond::error(&method, Code::DeadlineExceeded, "deadline exceeded before the upstream answered"),
             () = drain.as_mut() => return respond::error(&method, Code::Unavailable, "sluice is shutting down"),
-            sent = send => match sent {
-                Ok(sent) => sent,
-                Err(err) => return upstream_error(&method, err),
-            },
+            sent = send => sent,
+        };
+        let (response, in_flight) = match sent {
+            Ok(sent) => sent,
+            Err(err) => {
+                // The request side may have ended the call while the stream opened (its
+                // reset is then what failed the stream): its status is the call's.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(status) = response_link.poll_abort(&mut cx) {
+                    return respond::error(&method, status.code, status.message);
+                }
+                return upstream_error(&method, err);
+            }
         };
         if let Some(record) = record {
             record.set_endpoint(in_flight.endpoint());
@@ -409,9 +418,6 @@ fn upstream_error(method: &str, err: UpstreamError) -> Response<ResponseBody> {
 }
 
 /// The reason of a stream reset the upstream sent, if that is what `err` is.
-fn remote_reset(err: &hyper::Error) -> Option<h2::Reason> {
-    std::error::Error::source(err)
-        .and_then(|source| source.downcast_ref::<h2::Error>())
-        .filter(|h2| h2.is_reset() && h2.is_remote())
-        .and_then(h2::Error::reason)
+fn remote_reset(err: &h2::Error) -> Option<h2::Reason> {
+    err.reason().filter(|_| err.is_reset() && err.is_remote())
 }

@@ -3,23 +3,31 @@
 //! attempt at a time per connection slot), replaced when they close, and an endpoint
 //! whose connects fail is backed off exponentially. A call that never reached an
 //! upstream (its connection had closed) is retried on another connection. Endpoints may
-//! speak TLS (per cluster) and be health-checked actively (`health` module).
+//! speak TLS (per cluster) and be health-checked actively (`health` module). Calls open
+//! their streams with `h2` directly from their own tasks (`connection`, `pump`).
 
 use crate::config::{Balancing, ClusterConfig, HealthCheck, Limits};
 use crate::proxy::RequestBody;
 use crate::tls::ClientTls;
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use connection::{Connection, Http2Settings};
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http2::SendRequest;
+use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use pump::Pump;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
+mod connection;
 mod health;
+mod pump;
+mod response_body;
+
+pub use response_body::UpstreamBody;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -40,19 +48,14 @@ pub enum UpstreamError {
     Request {
         /// The endpoint it was sent to.
         endpoint: String,
-        /// hyper's error.
-        source: hyper::Error,
+        /// The stream's error.
+        source: h2::Error,
     },
 }
 
-/// HTTP/2 settings for upstream connections.
-#[derive(Clone, Debug)]
-struct Http2Settings {
-    stream_window: u32,
-    connection_window: u32,
-    keepalive_interval: Option<Duration>,
-    keepalive_timeout: Duration,
-}
+/// A TLS or plain TCP connection to an endpoint.
+trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Transport for T {}
 
 /// A cluster: its endpoints and the balancing between them.
 #[derive(Debug)]
@@ -112,7 +115,7 @@ pub struct EndpointStats {
 
 #[derive(Debug, Default)]
 struct Slot {
-    ready: ArcSwapOption<SendRequest<RequestBody>>,
+    ready: ArcSwapOption<Connection>,
     connecting: tokio::sync::Mutex<()>,
 }
 
@@ -206,7 +209,11 @@ impl Cluster {
                 EndpointStats {
                     address: e.address.to_string(),
                     connects: e.connects.load(Ordering::Relaxed),
-                    open: e.slots.iter().filter(|s| live(&s.ready).is_some()).count(),
+                    open: e
+                        .slots
+                        .iter()
+                        .filter(|s| s.ready.load().as_ref().is_some_and(|c| c.is_open()))
+                        .count(),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
                     state,
                 }
@@ -214,18 +221,21 @@ impl Cluster {
             .collect()
     }
 
-    /// Sends `request` to an endpoint and waits for the response headers.
+    /// Sends `request` to an endpoint and waits for the response headers. The request's
+    /// body goes out as it comes (see `pump`).
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
+        request: Request<RequestBody>,
+    ) -> Result<(Response<UpstreamBody>, InFlight), UpstreamError> {
+        let (mut head, body) = request.into_parts();
         if self.tls {
-            let mut parts = request.uri().clone().into_parts();
+            let mut parts = head.uri.clone().into_parts();
             parts.scheme = Some(http::uri::Scheme::HTTPS);
             if let Ok(uri) = http::Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
+                head.uri = uri;
             }
         }
+        strip_connection_headers(&mut head.headers);
         let slot_count: usize = self.endpoints.iter().map(|e| e.slots.len()).sum();
         let mut last_reason = String::from("no endpoint tried");
         // Each failed attempt either backs an endpoint off or finds a closed connection,
@@ -240,25 +250,37 @@ impl Cluster {
                     continue;
                 }
             };
+            if let Err(err) = std::future::poll_fn(|cx| sender.poll_ready(cx)).await {
+                // The connection ended (or is going away) before the request left: retry.
+                slot.ready.store(None);
+                last_reason = format!("{}: connection closed: {err}", endpoint.address);
+                continue;
+            }
             endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
             let guard = InFlight(endpoint.clone());
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, guard)),
-                Err(mut err) => match err.take_message() {
-                    Some(unsent) => {
-                        // The connection closed before the request left: retry elsewhere.
-                        slot.ready.store(None);
-                        last_reason = format!("{}: connection closed", endpoint.address);
-                        request = unsent;
-                    }
-                    None => {
+            let end_of_stream = body.is_end_stream();
+            let (response, stream) =
+                match sender.send_request(Request::from_parts(head, ()), end_of_stream) {
+                    Ok(sent) => sent,
+                    Err(source) => {
                         return Err(UpstreamError::Request {
                             endpoint: endpoint.address.to_string(),
-                            source: err.into_error(),
+                            source,
                         });
                     }
-                },
+                };
+            if end_of_stream {
+                drop(body);
+            } else {
+                Pump::new(body, stream).start();
             }
+            return match response.await {
+                Ok(response) => Ok((response.map(UpstreamBody::new), guard)),
+                Err(source) => Err(UpstreamError::Request {
+                    endpoint: endpoint.address.to_string(),
+                    source,
+                }),
+            };
         }
         Err(UpstreamError::Unreachable {
             cluster: self.name.to_string(),
@@ -320,7 +342,7 @@ impl Endpoint {
     }
 
     /// A live sender on `slot`, connecting (once, for all waiters) if needed.
-    async fn sender(&self, slot: &Slot) -> Result<SendRequest<RequestBody>, String> {
+    async fn sender(&self, slot: &Slot) -> Result<h2::client::SendRequest<Bytes>, String> {
         if let Some(sender) = live(&slot.ready) {
             return Ok(sender);
         }
@@ -341,8 +363,16 @@ impl Endpoint {
         }
         // Boxed: the connect future (TCP, TLS, HTTP/2 handshake) is large and rare; inline it
         // would grow every call's future (and the bytes moved per call).
-        match Box::pin(self.connect()).await {
-            Ok(sender) => {
+        let connected = Box::pin(async {
+            let io = self.transport().await?;
+            let handshake = connection::handshake(io, &self.http2, self.address.clone());
+            tokio::time::timeout(self.connect_timeout, handshake)
+                .await
+                .map_err(|_| format!("{}: HTTP/2 handshake timed out", self.address))?
+        })
+        .await;
+        match connected {
+            Ok(connection) => {
                 self.connects.fetch_add(1, Ordering::Relaxed);
                 let mut health = self.health.lock().expect("health lock");
                 if health.failures > 0 {
@@ -351,7 +381,14 @@ impl Endpoint {
                 health.failures = 0;
                 health.retry_at = None;
                 drop(health);
-                slot.ready.store(Some(Arc::new(sender.clone())));
+                tracing::debug!(endpoint = %self.address, "upstream connection established");
+                let sender = connection.sender().ok_or_else(|| {
+                    format!(
+                        "{}: connection closed right after its handshake",
+                        self.address
+                    )
+                })?;
+                slot.ready.store(Some(connection));
                 Ok(sender)
             }
             Err(reason) => {
@@ -368,14 +405,9 @@ impl Endpoint {
         }
     }
 
-    /// A new HTTP/2 connection (TCP, then TLS if the cluster has it) whose driver runs on
-    /// its own task.
-    async fn connect<B>(&self) -> Result<SendRequest<B>, String>
-    where
-        B: http_body::Body + Send + Unpin + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    /// A TCP connection, then TLS if the cluster has it, each step under the connect
+    /// timeout.
+    async fn transport(&self) -> Result<Box<dyn Transport>, String> {
         let address = &self.address;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&**address))
             .await
@@ -389,56 +421,54 @@ impl Endpoint {
         stream
             .set_nodelay(true)
             .map_err(|err| format!("{address}: set TCP_NODELAY: {err}"))?;
-        let established = async {
-            match &self.tls {
-                None => self.handshake(stream).await,
-                Some(tls) => self.handshake(tls.connect(address, stream).await?).await,
-            }
-        };
-        let sender = tokio::time::timeout(self.connect_timeout, established)
-            .await
-            .map_err(|_| format!("{address}: TLS/HTTP/2 handshake timed out"))??;
-        tracing::debug!(endpoint = %self.address, "upstream connection established");
-        Ok(sender)
+        match &self.tls {
+            None => Ok(Box::new(stream)),
+            Some(tls) => tokio::time::timeout(self.connect_timeout, tls.connect(address, stream))
+                .await
+                .map_err(|_| format!("{address}: TLS handshake timed out"))?
+                .map(|tls| Box::new(tls) as Box<dyn Transport>),
+        }
     }
 
-    async fn handshake<B, Io>(&self, io: Io) -> Result<SendRequest<B>, String>
+    /// A connection of hyper's own (for the health checks), driven by its own task.
+    async fn connect_hyper<B>(&self) -> Result<hyper::client::conn::http2::SendRequest<B>, String>
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let address = &self.address;
-        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        let address = self.address.clone();
+        let io = self.transport().await?;
+        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .initial_stream_window_size(self.http2.stream_window)
-            .initial_connection_window_size(self.http2.connection_window)
-            .max_concurrent_reset_streams(1024)
-            .keep_alive_interval(self.http2.keepalive_interval)
-            .keep_alive_timeout(self.http2.keepalive_timeout)
-            .keep_alive_while_idle(true)
-            .handshake(TokioIo::new(io))
+            .handshake(TokioIo::new(io));
+        let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
             .await
+            .map_err(|_| format!("{address}: HTTP/2 handshake timed out"))?
             .map_err(|err| format!("{address}: HTTP/2 handshake failed: {err}"))?;
-        let address = address.clone();
         tokio::spawn(async move {
-            match connection.await {
-                Ok(()) => tracing::debug!(endpoint = %address, "upstream connection closed"),
-                Err(err) => tracing::info!(endpoint = %address, "upstream connection ended: {err}"),
+            if let Err(err) = connection.await {
+                tracing::debug!(endpoint = %address, "health check connection ended: {err}");
             }
         });
         Ok(sender)
     }
 }
 
-fn live(ready: &ArcSwapOption<SendRequest<RequestBody>>) -> Option<SendRequest<RequestBody>> {
-    let guard = ready.load();
-    let sender = guard.as_ref()?;
-    if sender.is_closed() {
-        None
-    } else {
-        Some(SendRequest::clone(sender))
+fn live(ready: &ArcSwapOption<Connection>) -> Option<h2::client::SendRequest<Bytes>> {
+    ready.load().as_ref()?.sender()
+}
+
+/// Headers HTTP/2 forbids (RFC 9113, 8.2.2); a plugin may have added one.
+fn strip_connection_headers(headers: &mut http::HeaderMap) {
+    use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if headers.get(TE).is_some_and(|te| te != "trailers") {
+        headers.remove(TE);
     }
 }
 

@@ -119,6 +119,50 @@ async fn keepalive_pings_close_connections_whose_peer_went_silent() {
     );
 }
 
+/// An upstream that completes the HTTP/2 handshake and then never reads or writes again
+/// (a frozen process, a half-dead middle box): pings sent to it go unanswered.
+async fn frozen_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(connection) = h2::server::handshake(tcp).await {
+                held.push(connection);
+            }
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn keepalive_pings_give_up_an_upstream_that_went_silent() {
+    init_logs();
+    let (frozen, task) = frozen_upstream().await;
+    let with = proxy_with_limits(
+        frozen,
+        "keepalive_interval_ms = 100\nkeepalive_timeout_ms = 200",
+    )
+    .await;
+    let without = proxy_with_limits(frozen, "keepalive_interval_ms = 0").await;
+    let call = |addr| async move {
+        let client = raw::connect(addr).await;
+        raw::try_call(&client, raw::grpc_request(EMPTY_CALL, &[]), b"").await
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(5), call(with.addr))
+        .await
+        .expect("a call to a silent upstream still hangs with keepalive pings")
+        .unwrap();
+    assert_eq!(ended.grpc_status(), Some(14), "{ended:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), call(without.addr))
+            .await
+            .is_err(),
+        "ended without keepalive: something else gave the connection up"
+    );
+    task.abort();
+}
+
 /// A raw HTTP/2 connection whose driver task ends when the server closes the connection.
 async fn connect_watched(
     addr: std::net::SocketAddr,

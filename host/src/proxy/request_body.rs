@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
-/// Error type of proxy bodies; hyper resets the stream with the HTTP/2 reason found in it.
+/// Error type of proxy bodies; the stream is reset with the HTTP/2 reason found in it (by
+/// hyper towards the client, by the upstream pump towards the upstream).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The request body forwarded to the upstream.
@@ -136,7 +137,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.prefetched {
             Some(polled) => polled.is_none(),
-            // hyper sends END_STREAM with the last data when this says so, without polling
+            // The upstream pump sends END_STREAM with the last data when this says so, without polling
             // again: a held-back error or a partial message must get that last poll.
             None => {
                 self.inner.is_end_stream() && self.stage.as_ref().is_none_or(|s| s.is_settled())

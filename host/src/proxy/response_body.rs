@@ -10,9 +10,9 @@ use super::request_body::BodyError;
 use crate::grpc::{Code, Status};
 use crate::plugin::BodyHook;
 use crate::upstream::InFlight;
+use crate::upstream::UpstreamBody;
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,7 +27,7 @@ pub struct ResponseBody {
     record: Option<Box<CallRecord>>,
     /// What the upstream body gave after the data frames coalesced into the last one
     /// (trailers, its end, an error), handed on at the next poll.
-    stashed: Option<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    stashed: Option<Option<Result<Frame<Bytes>, h2::Error>>>,
 }
 
 /// On the raw path, data frames already waiting are sent on as one, up to this size:
@@ -60,9 +60,9 @@ enum State {
     /// One data frame (a plain HTTP error text), then done.
     Text(Bytes),
     /// Upstream frames, forwarded as they come.
-    Raw(Incoming),
+    Raw(UpstreamBody),
     /// Upstream messages, de-framed and re-framed.
-    Message(Incoming, Box<MessageStage>),
+    Message(UpstreamBody, Box<MessageStage>),
 }
 
 impl ResponseBody {
@@ -87,7 +87,7 @@ impl ResponseBody {
     }
 
     /// The upstream body forwarded untouched.
-    pub fn raw(inner: Incoming, call: CallGuard) -> ResponseBody {
+    pub fn raw(inner: UpstreamBody, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Raw(inner),
             call: Some(Box::new(call)),
@@ -97,7 +97,7 @@ impl ResponseBody {
     }
 
     /// The upstream body forwarded through the message stage.
-    pub fn message(inner: Incoming, stage: MessageStage, call: CallGuard) -> ResponseBody {
+    pub fn message(inner: UpstreamBody, stage: MessageStage, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Message(inner, Box::new(stage)),
             call: Some(Box::new(call)),
@@ -122,10 +122,7 @@ impl ResponseBody {
         Poll::Ready(Some(Ok(Frame::trailers(status.to_trailers()))))
     }
 
-    fn upstream_failed(
-        &mut self,
-        err: hyper::Error,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn upstream_failed(&mut self, err: h2::Error) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let reset = super::remote_reset(&err);
         if let Some(reason) = reset {
             // Pass a stream reset on as the same reset: the client maps it as it would
@@ -271,8 +268,8 @@ impl ResponseBody {
 /// [`COALESCE_BYTES`]); whatever else comes first is stashed for the next poll.
 fn coalesce(
     frame: Frame<Bytes>,
-    inner: &mut Incoming,
-    stashed: &mut Option<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    inner: &mut UpstreamBody,
+    stashed: &mut Option<Option<Result<Frame<Bytes>, h2::Error>>>,
     cx: &mut Context<'_>,
 ) -> Frame<Bytes> {
     let first = match frame.into_data() {

@@ -65,7 +65,7 @@ async fn probe(
 ) -> Result<(), String> {
     let live = match sender.take() {
         Some(s) if !s.is_closed() => s,
-        _ => endpoint.connect::<Full<Bytes>>().await?,
+        _ => endpoint.connect_hyper::<Full<Bytes>>().await?,
     };
     let mut request_sender = live.clone();
     *sender = Some(live);

@@ -1,0 +1,119 @@
+//! One pooled HTTP/2 connection to an upstream endpoint, driven by `h2` directly: the
+//! handshake with the pool's settings, and the task that drives the connection, sends its
+//! keepalive pings and marks it closed when it ends. Calls open streams on it from their
+//! own tasks (no dispatch channel between a call and the connection).
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// HTTP/2 settings for upstream connections.
+#[derive(Clone, Debug)]
+pub(super) struct Http2Settings {
+    pub stream_window: u32,
+    pub connection_window: u32,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_timeout: Duration,
+}
+
+/// Largest header list accepted from an upstream (what hyper's client allowed before).
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Bytes a stream may queue beyond what the upstream's window lets out.
+const MAX_SEND_BUFFER_BYTES: usize = 1024 * 1024;
+/// Streams opened before the upstream's SETTINGS say how many it takes.
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
+
+/// A live connection: the handle calls open streams with, and whether it has ended.
+#[derive(Debug)]
+pub(super) struct Connection {
+    sender: SendRequest<Bytes>,
+    closed: AtomicBool,
+}
+
+impl Connection {
+    /// A handle to open a stream with, unless the connection has ended.
+    pub fn sender(&self) -> Option<SendRequest<Bytes>> {
+        (!self.closed.load(Ordering::Acquire)).then(|| self.sender.clone())
+    }
+
+    /// Whether it is still open.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The HTTP/2 handshake on `io`; the connection is then driven by a task of its own.
+pub(super) async fn handshake<Io>(
+    io: Io,
+    settings: &Http2Settings,
+    address: Arc<str>,
+) -> Result<Arc<Connection>, String>
+where
+    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, mut driver) = h2::client::Builder::new()
+        .initial_window_size(settings.stream_window)
+        .initial_connection_window_size(settings.connection_window)
+        .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
+        .max_concurrent_reset_streams(1024)
+        .enable_push(false)
+        .handshake::<Io, Bytes>(io)
+        .await
+        .map_err(|err| format!("{address}: HTTP/2 handshake failed: {err}"))?;
+    let connection = Arc::new(Connection {
+        sender,
+        closed: AtomicBool::new(false),
+    });
+    let keepalive = settings
+        .keepalive_interval
+        .map(|interval| (interval, settings.keepalive_timeout));
+    let ping_pong = driver.ping_pong();
+    let shared = connection.clone();
+    tokio::spawn(async move {
+        let ended = drive(&mut driver, ping_pong, keepalive).await;
+        shared.closed.store(true, Ordering::Release);
+        match ended {
+            Ok(()) => tracing::debug!(endpoint = %address, "upstream connection closed"),
+            Err(reason) => {
+                tracing::info!(endpoint = %address, "upstream connection ended: {reason}")
+            }
+        }
+        // Dropping the driver closes the socket; streams still open fail.
+    });
+    Ok(connection)
+}
+
+/// Drives the connection until it ends; with `keepalive`, pings it every interval and gives
+/// it up when a pong does not come back in time.
+async fn drive<Io>(
+    driver: &mut h2::client::Connection<Io, Bytes>,
+    ping_pong: Option<h2::PingPong>,
+    keepalive: Option<(Duration, Duration)>,
+) -> Result<(), String>
+where
+    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (Some(mut ping_pong), Some((interval, timeout))) = (ping_pong, keepalive) else {
+        return driver.await.map_err(|err| err.to_string());
+    };
+    loop {
+        tokio::select! {
+            ended = &mut *driver => return ended.map_err(|err| err.to_string()),
+            () = tokio::time::sleep(interval) => {}
+        }
+        let pong = tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque()));
+        tokio::select! {
+            ended = &mut *driver => return ended.map_err(|err| err.to_string()),
+            answered = pong => match answered {
+                Ok(Ok(_pong)) => {}
+                Ok(Err(err)) => return Err(format!("keepalive ping failed: {err}")),
+                Err(_) => return Err(format!("no keepalive pong within {timeout:?}")),
+            },
+        }
+    }
+}

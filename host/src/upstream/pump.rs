@@ -1,0 +1,170 @@
+//! Sends a call's request body on its upstream stream. What the body already holds goes
+//! out from the call's own task when the stream opens (a unary request is usually complete
+//! by then: no task, no channel); the rest is pumped by a task of its own that waits for
+//! the stream's send window before taking more from the client.
+
+use crate::proxy::BodyError;
+use bytes::Bytes;
+use h2::{Reason, SendStream};
+use http_body::Body;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+/// Bytes sent from the call's task before the rest is left to a pump task (they are in
+/// memory already; beyond this, the stream's window paces the client).
+const INLINE_BYTES: usize = 64 * 1024;
+
+/// A request body being sent on an upstream stream.
+pub(super) struct Pump<B> {
+    body: B,
+    stream: SendStream<Bytes>,
+}
+
+impl<B> std::fmt::Debug for Pump<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pump").finish_non_exhaustive()
+    }
+}
+
+impl<B> Pump<B>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin + Send + 'static,
+{
+    pub fn new(body: B, stream: SendStream<Bytes>) -> Pump<B> {
+        Pump { body, stream }
+    }
+
+    /// Sends what the body has ready now (up to [`INLINE_BYTES`]); the rest, if any, is
+    /// pumped by a task of its own.
+    pub fn start(mut self) {
+        let finished = std::future::poll_fn(|cx| Poll::Ready(self.send_ready(cx)));
+        let finished = futures_util::FutureExt::now_or_never(finished).unwrap_or(false);
+        if !finished {
+            tokio::spawn(self);
+        }
+    }
+
+    /// Forwards frames the body has ready, without waiting for the stream's window (h2
+    /// queues them). True when the body is done with (ended, failed or the stream reset).
+    fn send_ready(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut sent = 0;
+        while sent < INLINE_BYTES {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(polled) => match self.forward(polled) {
+                    Step::More(bytes) => sent += bytes,
+                    Step::Done => return true,
+                },
+            }
+        }
+        false
+    }
+
+    /// Hands one polled frame to the stream.
+    fn forward(&mut self, polled: Option<Result<http_body::Frame<Bytes>, BodyError>>) -> Step {
+        match polled {
+            None => {
+                // Ended without END_STREAM on its last data frame: an empty one ends it.
+                let _ = self.stream.send_data(Bytes::new(), true);
+                Step::Done
+            }
+            Some(Err(err)) => {
+                // A client reset carries its reason on; a call ended in the proxy cancels.
+                self.stream.send_reset(reset_reason(&*err));
+                Step::Done
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let end = self.body.is_end_stream();
+                    let len = data.len();
+                    match self.stream.send_data(data, end) {
+                        Ok(()) if !end => Step::More(len),
+                        // Ended, or the stream is gone (reset, connection lost).
+                        _ => Step::Done,
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = self.stream.send_trailers(trailers);
+                    }
+                    Step::Done
+                }
+            },
+        }
+    }
+}
+
+enum Step {
+    /// Sent this many bytes; the body goes on.
+    More(usize),
+    /// Nothing more to send.
+    Done,
+}
+
+impl<B> Future for Pump<B>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin + Send + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            // Take more from the client only when the stream can send some of it.
+            this.stream.reserve_capacity(1);
+            if this.stream.capacity() == 0 {
+                loop {
+                    match ready!(this.stream.poll_capacity(cx)) {
+                        Some(Ok(0)) => {}
+                        Some(Ok(_)) => break,
+                        // The stream is no longer sending: ended, reset or its connection lost.
+                        Some(Err(_)) | None => return Poll::Ready(()),
+                    }
+                }
+            } else if let Poll::Ready(reset) = this.stream.poll_reset(cx) {
+                tracing::debug!(?reset, "upstream stream reset while sending the request");
+                return Poll::Ready(());
+            }
+            let polled = ready!(Pin::new(&mut this.body).poll_frame(cx));
+            if let Step::Done = this.forward(polled) {
+                return Poll::Ready(());
+            }
+        }
+    }
+}
+
+/// The reset to send upstream for a failed request body: the HTTP/2 reason found in the
+/// error (a client's reset, the proxy's cancel), else `INTERNAL_ERROR`.
+fn reset_reason(err: &(dyn std::error::Error + 'static)) -> Reason {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(h2) = err.downcast_ref::<h2::Error>()
+            && let Some(reason) = h2.reason()
+        {
+            return reason;
+        }
+        cause = err.source();
+    }
+    Reason::INTERNAL_ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reset_reason;
+    use h2::Reason;
+
+    #[test]
+    fn a_body_error_resets_with_the_reason_inside_it() {
+        let cancel: crate::proxy::BodyError = Box::new(h2::Error::from(Reason::CANCEL));
+        assert_eq!(reset_reason(&*cancel), Reason::CANCEL);
+        let other: crate::proxy::BodyError = "broken".into();
+        assert_eq!(reset_reason(&*other), Reason::INTERNAL_ERROR);
+        // Wrapped, as a client's reset arrives (inside hyper's error).
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] h2::Error);
+        let wrapped: crate::proxy::BodyError = Box::new(Wrapped(Reason::STREAM_CLOSED.into()));
+        assert_eq!(reset_reason(&*wrapped), Reason::STREAM_CLOSED);
+    }
+}
