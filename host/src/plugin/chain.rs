@@ -249,12 +249,14 @@ impl CallPlugins {
         }
     }
 
-    fn order(&self, direction: Direction) -> Vec<usize> {
-        let indices = 0..self.filters.len();
-        match direction {
-            Direction::Request => indices.collect(),
-            Direction::Response => indices.rev().collect(),
-        }
+    /// The filters' indices in the order `direction`'s hooks run (no allocation: this
+    /// runs for every message).
+    fn order(&self, direction: Direction) -> impl Iterator<Item = usize> + use<> {
+        let count = self.filters.len();
+        (0..count).map(move |i| match direction {
+            Direction::Request => i,
+            Direction::Response => count - 1 - i,
+        })
     }
 
     /// Runs `on-request-headers`; modifications are applied to `headers`. Plugins that
@@ -277,13 +279,13 @@ impl CallPlugins {
 
     /// Releases the plugins whose hooks all lie in `hooks`: nothing is left for them to do.
     fn leave_if_only(&mut self, hooks: Hooks) {
-        let (done, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.filters)
-            .into_iter()
-            .partition(|f| hooks.contains(f.plugin.hooks()));
-        self.filters = staying;
-        for mut filter in done {
-            release(&mut filter);
-        }
+        self.filters.retain_mut(|filter| {
+            let done = hooks.contains(filter.plugin.hooks());
+            if done {
+                release(filter);
+            }
+            !done
+        });
         self.hooks = self
             .filters
             .iter()
