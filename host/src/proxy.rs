@@ -341,8 +341,7 @@ impl Proxy {
             Err(err) => {
                 // The request side may have ended the call while the stream opened (its
                 // reset is then what failed the stream): its status is the call's.
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                if let std::task::Poll::Ready(status) = response_link.poll_abort(&mut cx) {
+                if let Some(status) = response_link.take_abort() {
                     return respond::error(&method, status.code, status.message);
                 }
                 return upstream_error(&method, err);

@@ -82,6 +82,19 @@ impl ResponseLink {
             None => Poll::Pending,
         }
     }
+
+    /// The status the request side ended the call with, if it has (taken once); does not
+    /// wait.
+    pub fn take_abort(&mut self) -> Option<Status> {
+        if !self.0.aborted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.0
+            .abort
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 impl Drop for ResponseLink {
@@ -110,6 +123,18 @@ mod tests {
             Poll::Pending => panic!("abort not seen"),
         }
         assert!(response.poll_abort(&mut cx).is_pending(), "taken once");
+    }
+
+    #[test]
+    fn take_abort_does_not_wait_and_takes_once() {
+        let (mut request, mut response) = call_link();
+        assert!(response.take_abort().is_none());
+        request.abort(Status::new(Code::ResourceExhausted, "too big"));
+        assert_eq!(
+            response.take_abort().map(|s| s.code),
+            Some(Code::ResourceExhausted)
+        );
+        assert!(response.take_abort().is_none(), "taken once");
     }
 
     #[test]
