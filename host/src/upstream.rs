@@ -235,7 +235,6 @@ impl Cluster {
                 head.uri = uri;
             }
         }
-        strip_connection_headers(&mut head.headers);
         let slot_count: usize = self.endpoints.iter().map(|e| e.slots.len()).sum();
         let mut last_reason = String::from("no endpoint tried");
         // Each failed attempt either backs an endpoint off or finds a closed connection,
@@ -457,19 +456,6 @@ impl Endpoint {
 
 fn live(ready: &ArcSwapOption<Connection>) -> Option<h2::client::SendRequest<Bytes>> {
     ready.load().as_ref()?.sender()
-}
-
-/// Headers HTTP/2 forbids (RFC 9113, 8.2.2); a plugin may have added one.
-fn strip_connection_headers(headers: &mut http::HeaderMap) {
-    use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    if headers.get(TE).is_some_and(|te| te != "trailers") {
-        headers.remove(TE);
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,17 @@ pub const RESERVED_RESPONSE: [&str; 1] = ["content-type"];
 /// Trailers the host manages itself (the status goes to `on-trailers` separately).
 pub const RESERVED_TRAILERS: [&str; 3] = ["content-type", "grpc-status", "grpc-message"];
 
+/// Connection-specific headers HTTP/2 forbids (RFC 9113, 8.2.2): clients cannot send them
+/// (h2 refuses such a request), and a plugin's modify cannot add them.
+const CONNECTION_SPECIFIC: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Metadata as plugins see it: reserved names left out, `-bin` values base64-decoded.
 pub fn to_wit(headers: &HeaderMap, reserved: &[&str]) -> Vec<u8> {
     let mut flat = Vec::with_capacity(64 * headers.len());
@@ -91,7 +102,7 @@ pub fn apply(
     for (name, value) in entries {
         let name = HeaderName::from_bytes(name)
             .map_err(|_| format!("invalid metadata name {:?}", String::from_utf8_lossy(name)))?;
-        if reserved.contains(&name.as_str()) {
+        if reserved.contains(&name.as_str()) || CONNECTION_SPECIFIC.contains(&name.as_str()) {
             continue;
         }
         let value = if name.as_str().ends_with("-bin") {
@@ -151,6 +162,23 @@ mod tests {
             ]
             .concat()
         );
+    }
+
+    #[test]
+    fn plugins_cannot_add_connection_specific_headers() {
+        let mut headers = HeaderMap::new();
+        let flat = [
+            &[10, 0, 0, 0, 5, 0, 0, 0][..],
+            b"connectionclose",
+            &[2, 0, 0, 0, 4, 0, 0, 0],
+            b"tegzip",
+            &[3, 0, 0, 0, 1, 0, 0, 0],
+            b"x-a1",
+        ]
+        .concat();
+        apply(&mut headers, &flat, &RESERVED_RESPONSE).unwrap();
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["x-a"], "1");
     }
 
     #[test]

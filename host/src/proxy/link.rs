@@ -67,20 +67,8 @@ impl ResponseLink {
     pub fn poll_abort(&mut self, cx: &mut Context<'_>) -> Poll<Status> {
         if !self.0.aborted.load(Ordering::Acquire) {
             self.0.response_side.register(cx.waker());
-            if !self.0.aborted.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
         }
-        match self
-            .0
-            .abort
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            Some(status) => Poll::Ready(status),
-            None => Poll::Pending,
-        }
+        self.take_abort().map_or(Poll::Pending, Poll::Ready)
     }
 
     /// The status the request side ended the call with, if it has (taken once); does not

@@ -137,8 +137,9 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.prefetched {
             Some(polled) => polled.is_none(),
-            // The upstream pump sends END_STREAM with the last data when this says so, without polling
-            // again: a held-back error or a partial message must get that last poll.
+            // The upstream pump sends END_STREAM with the last data when this says so,
+            // without polling again: a held-back error or a partial message must get that
+            // last poll.
             None => {
                 self.inner.is_end_stream() && self.stage.as_ref().is_none_or(|s| s.is_settled())
             }

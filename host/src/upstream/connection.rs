@@ -36,7 +36,7 @@ pub(super) struct Connection {
 impl Connection {
     /// A handle to open a stream with, unless the connection has ended.
     pub fn sender(&self) -> Option<SendRequest<Bytes>> {
-        (!self.closed.load(Ordering::Acquire)).then(|| self.sender.clone())
+        self.is_open().then(|| self.sender.clone())
     }
 
     /// Whether it is still open.
