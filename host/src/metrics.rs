@@ -1,7 +1,7 @@
 //! Prometheus metrics in the text format, built from the live state at each scrape with
-//! `prometheus-client`: calls, upstream endpoints, plugin load results, plugin states,
-//! plugin hook calls by verdict, plugin failures by kind and the counters plugins keep
-//! through the `counter-add` import.
+//! `prometheus-client`: calls, client connections by worker, upstream endpoints, plugin
+//! load results, plugin states, plugin hook calls by verdict, plugin failures by kind and
+//! the counters plugins keep through the `counter-add` import.
 
 use crate::plugin::stats::{FailureKind, Hook, Outcome};
 use crate::proxy::Proxy;
@@ -22,6 +22,11 @@ struct EndpointStateLabels {
     cluster: String,
     endpoint: String,
     state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +113,21 @@ pub fn render(proxy: &Proxy) -> String {
         "Calls in flight, by upstream endpoint",
         in_flight,
     );
+
+    if let Some(counts) = proxy.worker_connections() {
+        let open = Family::<WorkerLabel, Gauge>::default();
+        for worker in 0..counts.workers() {
+            open.get_or_create(&WorkerLabel {
+                worker: worker.to_string(),
+            })
+            .set(i64::try_from(counts.open(worker)).unwrap_or(i64::MAX));
+        }
+        registry.register(
+            "sluice_client_connections",
+            "Client connections open now, by worker thread",
+            open,
+        );
+    }
 
     let loads = Family::<ResultLabel, Counter>::default();
     let counters = plugins.counters();

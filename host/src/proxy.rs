@@ -23,6 +23,7 @@ use crate::plugin::{BodyHook, CallContext, CallPlugins, Direction, Registry};
 use crate::routing::RouteTable;
 use crate::tls::Certificates;
 use crate::upstream::{Cluster, UpstreamError};
+use crate::worker::WorkerConnections;
 use headers::{is_grpc_content_type, restrict_accept_encoding, upstream_uri};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
@@ -30,7 +31,7 @@ use hyper::body::Incoming;
 use link::call_link;
 use observe::{CallMetrics, CallRecord, RequestTally};
 use response_body::CallGuard;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,8 @@ pub struct Proxy {
     drain: CancellationToken,
     metrics: Arc<CallMetrics>,
     certificates: Arc<Certificates>,
+    /// Set when the server starts serving.
+    worker_connections: OnceLock<Arc<WorkerConnections>>,
 }
 
 /// How one direction of a call carries its body.
@@ -84,6 +87,7 @@ impl Proxy {
             drain: CancellationToken::new(),
             metrics: Arc::new(CallMetrics::new(config.access_log)),
             certificates,
+            worker_connections: OnceLock::new(),
         }
     }
 
@@ -113,6 +117,16 @@ impl Proxy {
     /// The plugin registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Client connections open on each worker thread, once a server serves with this proxy.
+    pub fn worker_connections(&self) -> Option<&WorkerConnections> {
+        self.worker_connections.get().map(Arc::as_ref)
+    }
+
+    /// The counts the serving server keeps (the first call wins: one server per proxy).
+    pub(crate) fn serve_with(&self, counts: Arc<WorkerConnections>) -> Arc<WorkerConnections> {
+        self.worker_connections.get_or_init(|| counts).clone()
     }
 
     fn path(&self, plugins: Option<&CallPlugins>, messages: Hooks, frames: Hooks) -> Path {

@@ -2,6 +2,7 @@
 //! speaks HTTP/2 (and enough HTTP/1.1 to refuse it clearly) and hands every request to the
 //! proxy; on shutdown it drains.
 
+mod balance;
 mod connection;
 
 use crate::admin;
@@ -163,11 +164,12 @@ impl Server {
         self.run_workers(1, shutdown).await;
     }
 
-    /// Like [`Server::run`], thread per core: this task's runtime runs one accept loop and
-    /// each of the other `workers - 1` runs on a thread of its own with a single-threaded
-    /// runtime. A connection, its streams and the upstream connections its calls use stay
-    /// on the thread that accepted it, so calls need no cross-thread wake-ups. Call it on
-    /// a single-threaded runtime (the `sluice` binary does).
+    /// Like [`Server::run`], thread per core: this task's runtime is worker 0 and runs the
+    /// accept loop, each of the other `workers - 1` runs on a thread of its own with a
+    /// single-threaded runtime, and every new connection goes to the worker with the fewest
+    /// open ones. A connection, its streams and the upstream connections its calls use stay
+    /// on that worker's thread, so calls need no cross-thread wake-ups. Call it on a
+    /// single-threaded runtime (the `sluice` binary does).
     pub async fn run_workers(self, workers: usize, shutdown: impl Future<Output = ()>) {
         let workers = workers.max(1);
         crate::worker::set(0, workers);
@@ -190,26 +192,24 @@ impl Server {
             idle_timeout: self.idle_timeout,
             stop: CancellationToken::new(),
         };
-        let listener = self.listener;
-        if workers > 1 {
-            match listener.into_std() {
-                Ok(listener) => {
-                    for index in 1..workers {
-                        spawn_worker(index, workers, &listener, &shared, &connections);
-                    }
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            accept_loop(&listener, &shared, &connections, shutdown).await
-                        }
-                        Err(err) => tracing::error!("cannot serve the listener: {err}"),
-                    }
-                }
-                Err(err) => tracing::error!("cannot share the listener between workers: {err}"),
-            }
-        } else {
-            accept_loop(&listener, &shared, &connections, shutdown).await;
-            drop(listener);
+        let counts = self
+            .proxy
+            .serve_with(Arc::new(crate::worker::WorkerConnections::new(workers)));
+        let (mut balancer, inboxes) = balance::Balancer::new(counts);
+        for (index, inbox) in (1..workers).zip(inboxes) {
+            spawn_worker(index, workers, inbox, &shared, &connections);
         }
+        accept_loop(
+            &self.listener,
+            &mut balancer,
+            &shared,
+            &connections,
+            shutdown,
+        )
+        .await;
+        // Closes the workers' inboxes: they stop taking connections.
+        drop(balancer);
+        drop(self.listener);
         // Drain: no new connections; GOAWAY on the open ones; calls in flight may finish.
         let drain_timeout = self.drain_timeout;
         tracing::info!(?drain_timeout, "shutting down: draining calls in flight");
@@ -237,9 +237,11 @@ impl Server {
 }
 
 /// Accepts connections until `shutdown` completes (or `shared.stop` is cancelled) and
-/// serves each on this runtime.
+/// hands each to the worker with the fewest open connections (this thread's runtime
+/// serves worker 0's).
 async fn accept_loop(
     listener: &TcpListener,
+    balancer: &mut balance::Balancer,
     shared: &connection::Shared,
     connections: &TaskTracker,
     shutdown: impl Future<Output = ()>,
@@ -262,26 +264,31 @@ async fn accept_loop(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
         }
-        connections.spawn(connection::serve(shared.clone(), stream, peer));
+        if let balance::Assigned::Here(stream, open) = balancer.assign(stream, peer) {
+            connections.spawn(serve_counted(shared.clone(), stream, peer, open));
+        }
     }
 }
 
-/// Starts worker `index`: a thread with a single-threaded runtime accepting on a clone of
-/// `listener` until the server stops, then staying up while its connections drain.
+/// Serves one connection, counted against its worker until it closes.
+async fn serve_counted(
+    shared: connection::Shared,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    _open: balance::OpenConnection,
+) {
+    connection::serve(shared, stream, peer).await;
+}
+
+/// Starts worker `index`: a thread with a single-threaded runtime serving the connections
+/// that arrive in `inbox` until the server stops, then staying up while they drain.
 fn spawn_worker(
     index: usize,
     workers: usize,
-    listener: &std::net::TcpListener,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<balance::Handoff>,
     shared: &connection::Shared,
     connections: &TaskTracker,
 ) {
-    let listener = match listener.try_clone() {
-        Ok(listener) => listener,
-        Err(err) => {
-            tracing::error!(worker = index, "cannot share the listener: {err}");
-            return;
-        }
-    };
     let (shared, connections) = (shared.clone(), connections.clone());
     let started = std::thread::Builder::new()
         .name(format!("sluice-worker-{index}"))
@@ -298,11 +305,21 @@ fn spawn_worker(
             };
             crate::worker::set(index, workers);
             runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => {
-                        accept_loop(&listener, &shared, &connections, std::future::pending()).await;
+                loop {
+                    let handoff = tokio::select! {
+                        () = shared.stop.cancelled() => break,
+                        handoff = inbox.recv() => match handoff {
+                            Some(handoff) => handoff,
+                            None => break,
+                        },
+                    };
+                    let balance::Handoff { stream, peer, open } = handoff;
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => {
+                            connections.spawn(serve_counted(shared.clone(), stream, peer, open));
+                        }
+                        Err(err) => tracing::warn!(worker = index, %peer, "cannot serve a connection: {err}"),
                     }
-                    Err(err) => tracing::error!(worker = index, "cannot serve the listener: {err}"),
                 }
                 // Keep this runtime (and the connections it drives) up until all closed.
                 connections.wait().await;

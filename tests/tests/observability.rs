@@ -1,6 +1,7 @@
 //! Metrics after known traffic: calls by method and status, durations, bytes, messages,
 //! upstream connections, plugin verdicts — scraped from the admin listener and parsed, the
-//! counts must match; and the access log's plugin verdicts.
+//! counts must match; the access log's plugin verdicts; client connections spread over
+//! the worker threads.
 
 use sluice::{Config, Overrides, Server};
 use sluice_tests::fixture::{Upstream, init_logs};
@@ -217,4 +218,50 @@ async fn plugin_verdicts_reach_metrics_and_the_access_log() {
         !changed.contains("30-audit"),
         "a forward verdict is not a change: {changed}"
     );
+}
+
+/// With two worker threads, four client connections are served two on each (by the counts
+/// in `/metrics`), not wherever the threads happened to race for them; closed connections
+/// leave the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_connections_spread_evenly_over_workers() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let config = Config::load(&Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        admin: Some("127.0.0.1:0".into()),
+        upstream: Some(upstream.addr.to_string()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let server = Server::bind(&config).await.unwrap();
+    let (addr, admin) = (server.local_addr(), server.admin_addr().unwrap());
+    tokio::spawn(server.run_workers(2, std::future::pending()));
+    let open = |metrics: &HashMap<String, f64>| {
+        [0, 1].map(|worker| {
+            metrics
+                .get(&format!("sluice_client_connections{{worker=\"{worker}\"}}"))
+                .copied()
+        })
+    };
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut client = TestServiceClient::new(sluice_tests::fixture::channel(addr).await);
+        client.empty_call(Empty {}).await.expect("served");
+        clients.push(client);
+    }
+    assert_eq!(open(&scrape(admin).await), [Some(2.0), Some(2.0)]);
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = open(&scrape(admin).await);
+        if now == [Some(0.0), Some(0.0)] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections still counted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -60,7 +60,7 @@ async fn calls_in_flight_finish_and_new_connections_are_refused() {
     }
 }
 
-/// With `workers` accept loops (thread per core when more than one): several client
+/// With `workers` workers (thread per core when more than one): several client
 /// connections (spread over the workers) each work, then a shutdown lets the stream in
 /// flight finish while the listener refuses new connections.
 async fn drain_lets_calls_finish(workers: usize) {
