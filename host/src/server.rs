@@ -321,6 +321,9 @@ fn spawn_worker(
                         Err(err) => tracing::warn!(worker = index, %peer, "cannot serve a connection: {err}"),
                     }
                 }
+                // Connections handed over but not yet taken are closed now, not after the
+                // drain.
+                drop(inbox);
                 // Keep this runtime (and the connections it drives) up until all closed.
                 connections.wait().await;
             });
