@@ -305,14 +305,9 @@ fn spawn_worker(
             };
             crate::worker::set(index, workers);
             runtime.block_on(async move {
-                loop {
-                    let handoff = tokio::select! {
-                        () = shared.stop.cancelled() => break,
-                        handoff = inbox.recv() => match handoff {
-                            Some(handoff) => handoff,
-                            None => break,
-                        },
-                    };
+                // Until the accept loop ends (it drops the balancer, closing this inbox,
+                // before the server's stop is cancelled).
+                while let Some(handoff) = inbox.recv().await {
                     let balance::Handoff { stream, peer, open } = handoff;
                     match tokio::net::TcpStream::from_std(stream) {
                         Ok(stream) => {
@@ -321,9 +316,6 @@ fn spawn_worker(
                         Err(err) => tracing::warn!(worker = index, %peer, "cannot serve a connection: {err}"),
                     }
                 }
-                // Connections handed over but not yet taken are closed now, not after the
-                // drain.
-                drop(inbox);
                 // Keep this runtime (and the connections it drives) up until all closed.
                 connections.wait().await;
             });

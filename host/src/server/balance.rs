@@ -33,7 +33,8 @@ pub(super) struct Balancer {
 pub(super) enum Assigned {
     /// Serve it on this thread.
     Here(tokio::net::TcpStream, OpenConnection),
-    /// Handed to another worker.
+    /// Not for this thread: handed to another worker (or closed, when handing it over
+    /// failed; logged).
     Sent,
 }
 
