@@ -265,3 +265,44 @@ async fn client_connections_spread_evenly_over_workers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// With `SLUICE_WASM_PERFMAP` set, `perf` can name the plugins' functions: the proxy
+/// writes them to `/tmp/perf-<pid>.map`; without it, no map is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_perf_map_names_plugin_functions_when_asked() {
+    use sluice_tests::plugins::PluginDir;
+    use sluice_tests::process::Sluice;
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[("10-tag", "chain_tag", "perf")]);
+    let start = |perf_map: bool| {
+        Sluice::spawn(|command| {
+            command
+                .args(["--upstream", &upstream.addr.to_string(), "--no-watch"])
+                .arg("--plugins")
+                .arg(dir.path())
+                .env("RUST_LOG", "warn")
+                .env_remove(sluice::plugin::runtime::PERF_MAP_VARIABLE)
+                .stdout(std::process::Stdio::null());
+            if perf_map {
+                command.env(sluice::plugin::runtime::PERF_MAP_VARIABLE, "1");
+            }
+        })
+    };
+    for perf_map in [true, false] {
+        let sluice = start(perf_map);
+        // Serving means the plugins are compiled (and their functions registered).
+        let mut client = TestServiceClient::new(sluice.channel().await);
+        client.empty_call(Empty {}).await.unwrap();
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", sluice.child.id()));
+        let text = std::fs::read_to_string(&map).unwrap_or_default();
+        let _ = std::fs::remove_file(&map);
+        let names_hook = text.contains("on-request-headers");
+        assert_eq!(
+            names_hook, perf_map,
+            "perf map asked for: {perf_map}; {} holds {} bytes",
+            map.display(),
+            text.len()
+        );
+    }
+}

@@ -23,6 +23,10 @@ use wasmtime_wasi::WasiCtx;
 /// How often the epoch advances; hook deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Set (to anything) in the environment, the proxy writes `/tmp/perf-<pid>.map`, so that
+/// `perf report` names the plugins' functions instead of showing bare JIT addresses.
+pub const PERF_MAP_VARIABLE: &str = "SLUICE_WASM_PERFMAP";
+
 /// What a call does when one of its plugins fails (traps, times out, breaks a limit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -199,6 +203,10 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.concurrency_support(false);
+        if std::env::var_os(PERF_MAP_VARIABLE).is_some() {
+            // Names the plugins' compiled functions for `perf` (in /tmp/perf-PID.map).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         // A plugin component has a few core instances, memories and tables of its own.
         pool.total_component_instances(instances)
