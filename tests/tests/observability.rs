@@ -299,7 +299,8 @@ async fn a_perf_map_names_plugin_functions_when_asked() {
         let _ = std::fs::remove_file(&map);
         let names_hook = text.contains("on-request-headers");
         assert_eq!(
-            names_hook, perf_map,
+            names_hook,
+            perf_map,
             "perf map asked for: {perf_map}; {} holds {} bytes",
             map.display(),
             text.len()
