@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""A/B of two sluice builds: proxy CPU per call (from /proc) and rate, interleaved rounds
+(the order flips every round), medians and how many rounds B used less CPU than A.
+
+For checking one optimization, where the full harness is too coarse: throughput on a
+shared 2-core machine drifts by ±10 % between rounds, CPU per call in the same round much
+less. Needs the release binaries (`benches/run.sh` builds them, or
+`cargo build --release -p sluice-bench`) and, for --plugins chain, the plugins
+(`scripts/build-plugins.sh`). All traffic stays on 127.0.0.1; only processes this script
+started are stopped.
+
+    python3 benches/ab.py --a OLD/sluice --b target/release/sluice --workload bidi --plugins chain
+"""
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import harness
+
+CHAIN = [
+    ("10-size", "size_limit", "max_request_bytes = 1048576\n"),
+    ("20-redact", "redact_fields", "request_fields = [9]\nresponse_fields = []\nmethods = [\"*\"]\n"),
+    ("30-dedupe", "dedupe", ""),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", required=True, help="the sluice binary to compare against")
+    parser.add_argument("--b", required=True, help="the sluice binary to compare")
+    parser.add_argument("--workload", choices=["unary", "unary16k", "bidi", "stream"], default="unary")
+    parser.add_argument("--plugins", choices=["none", "chain"], default="none")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3)
+    args = parser.parse_args()
+    harness.PROXY_THREADS = 2
+
+    with tempfile.TemporaryDirectory(prefix="sluice-ab-") as tmp:
+        work = Path(tmp)
+        upstream_port, stats_port = harness.free_port(), harness.free_port()
+        upstream = harness.start([str(harness.RELEASE / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}",
+                                  "--stats", f"127.0.0.1:{stats_port}"], upstream_port, "upstream")
+        plugins = CHAIN if args.plugins == "chain" else None
+        targets = []
+        try:
+            for name, binary in (("A", args.a), ("B", args.b)):
+                targets.append(harness.start_sluice(work, upstream_port, name, plugins, Path(binary)))
+
+            def run(target):
+                if args.workload.startswith("unary"):
+                    size = 16384 if args.workload == "unary16k" else 64
+                    return harness.run_h2load(target, work, size, args.seconds, stats_port)
+                streams = 8 if args.workload == "stream" else 128
+                return harness.run_client(target, args.workload, args.seconds, streams, 64)
+
+            cpu = {"A": [], "B": []}
+            rate = {"A": [], "B": []}
+            for round_ in range(args.rounds):
+                order = targets if round_ % 2 == 0 else targets[::-1]
+                for target in order:
+                    result = harness.measure(target, lambda: run(target))
+                    if result["errors"] or not result["cpu_us_per_op"]:
+                        raise SystemExit(f"round {round_ + 1}: {target.name} had errors: {result}")
+                    cpu[target.name].append(result["cpu_us_per_op"])
+                    rate[target.name].append(result["rate"])
+                print(f"round {round_ + 1}: CPU per op A {cpu['A'][-1]:.1f} µs, B {cpu['B'][-1]:.1f} µs; "
+                      f"rate A {rate['A'][-1]:,.0f}/s, B {rate['B'][-1]:,.0f}/s", flush=True)
+            wins = sum(b < a for a, b in zip(cpu["A"], cpu["B"]))
+            a, b = statistics.median(cpu["A"]), statistics.median(cpu["B"])
+            print(f"{args.workload}, plugins {args.plugins}: median proxy CPU per op A {a:.1f} µs, B {b:.1f} µs "
+                  f"({(b / a - 1) * 100:+.1f} %), B lower in {wins} of {args.rounds} rounds; median rate "
+                  f"A {statistics.median(rate['A']):,.0f}/s, B {statistics.median(rate['B']):,.0f}/s")
+        finally:
+            for target in targets:
+                target.stop()
+            upstream.stop()
+
+
+if __name__ == "__main__":
+    main()
