@@ -43,6 +43,8 @@ enum Workload {
 struct Tally {
     ops: u64,
     messages: u64,
+    /// Ops with the warm-up's: what the proxy's CPU (read around the whole run) served.
+    all_ops: u64,
     errors: u64,
     latencies_us: Vec<u32>,
     first_error: Option<String>,
@@ -51,6 +53,7 @@ struct Tally {
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.ops += other.ops;
+        self.all_ops += other.all_ops;
         self.messages += other.messages;
         self.errors += other.errors;
         self.latencies_us.extend(other.latencies_us);
@@ -137,6 +140,7 @@ async fn bidi_stream(
         let started = Instant::now();
         match ping(&tx, &mut replies, message(size, n)).await {
             Ok(()) => {
+                tally.all_ops += 1;
                 if started >= measure_from {
                     tally.ops += 1;
                     tally.messages += 1;
@@ -207,6 +211,7 @@ async fn stream_calls(
             tally.fail(format!("{count} replies instead of {STREAM_REPLIES}"));
             return tally;
         }
+        tally.all_ops += 1;
         if started >= measure_from {
             tally.ops += 1;
             tally.messages += count as u64;
@@ -297,8 +302,9 @@ async fn main() -> anyhow::Result<()> {
     }
     tally.latencies_us.sort_unstable();
     println!(
-        "{{\"ops\":{},\"messages\":{},\"errors\":{},\"seconds\":{},\"p50_us\":{},\"p99_us\":{},\"first_error\":{:?}}}",
+        "{{\"ops\":{},\"all_ops\":{},\"messages\":{},\"errors\":{},\"seconds\":{},\"p50_us\":{},\"p99_us\":{},\"first_error\":{:?}}}",
         tally.ops,
+        tally.all_ops,
         tally.messages,
         tally.errors,
         args.seconds,
