@@ -11,7 +11,6 @@
 //! async runtime, which they must not.)
 
 use super::bindings::{Plugin, PluginPre};
-use super::idle::IdlePool;
 use super::store::{PluginCounters, StoreData};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -156,6 +155,9 @@ pub enum RuntimeError {
     Engine(String),
 }
 
+/// Idle instances of one plugin version, waiting for calls.
+pub type IdlePool = Mutex<Vec<Instance>>;
+
 /// The shared engine and linker.
 #[derive(Clone)]
 pub struct Runtime {
@@ -274,11 +276,9 @@ impl Runtime {
             .map_err(|e| format!("does not export the sluice:filter interface: {e:#}"))
     }
 
-    /// A new idle pool (a shard per core), given up by [`Runtime::instantiate`] when the
-    /// instance pool is full.
+    /// A new idle pool, given up by [`Runtime::instantiate`] when the instance pool is full.
     pub fn idle_pool(&self) -> Arc<IdlePool> {
-        let shards = std::thread::available_parallelism().map_or(1, usize::from);
-        let pool = Arc::new(IdlePool::new(shards.min(64)));
+        let pool = Arc::new(IdlePool::default());
         let mut pools = self.idle_pools.lock().expect("idle pools lock");
         pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(&pool));
@@ -297,8 +297,8 @@ impl Runtime {
         pools
             .iter()
             .map(|pool| {
-                // Taken under the locks, dropped after them: a checkout need not wait.
-                let idle = pool.drain();
+                // Taken under the lock, dropped after it: a checkout need not wait.
+                let idle = std::mem::take(&mut *pool.lock().expect("idle lock"));
                 idle.len()
             })
             .sum()
