@@ -1,7 +1,7 @@
 //! Metrics after known traffic: calls by method and status, durations, bytes, messages,
 //! upstream connections, plugin verdicts — scraped from the admin listener and parsed, the
 //! counts must match; the access log's plugin verdicts; client connections spread over
-//! the worker threads.
+//! the worker threads; a perf map of the plugins' functions when asked for.
 
 use sluice::{Config, Overrides, Server};
 use sluice_tests::fixture::{Upstream, init_logs};
