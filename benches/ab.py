@@ -19,18 +19,11 @@ from pathlib import Path
 
 import harness
 
-CHAIN = [
-    ("10-size", "size_limit", "max_request_bytes = 1048576\n"),
-    ("20-redact", "redact_fields", "request_fields = [9]\nresponse_fields = []\nmethods = [\"*\"]\n"),
-    ("30-dedupe", "dedupe", ""),
-]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--a", required=True, help="the sluice binary to compare against")
     parser.add_argument("--b", required=True, help="the sluice binary to compare")
-    parser.add_argument("--workload", choices=["unary", "unary16k", "bidi", "stream"], default="unary")
+    parser.add_argument("--workload", choices=["unary64", "unary16k", "bidi", "stream"], default="unary64")
     parser.add_argument("--plugins", choices=["none", "chain"], default="none")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=3)
@@ -40,21 +33,14 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sluice-ab-") as tmp:
         work = Path(tmp)
         upstream_port, stats_port = harness.free_port(), harness.free_port()
-        upstream = harness.start([str(harness.RELEASE / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}",
-                                  "--stats", f"127.0.0.1:{stats_port}"], upstream_port, "upstream")
-        plugins = CHAIN if args.plugins == "chain" else None
+        upstream = harness.start_upstream(upstream_port, stats_port)
+        plugins = harness.CHAIN_PLUGINS if args.plugins == "chain" else None
         targets = []
         try:
             for name, binary in (("A", args.a), ("B", args.b)):
                 targets.append(harness.start_sluice(work, upstream_port, name, plugins, Path(binary)))
 
-            def run(target):
-                if args.workload.startswith("unary"):
-                    size = 16384 if args.workload == "unary16k" else 64
-                    return harness.run_h2load(target, work, size, args.seconds, stats_port)
-                streams = 8 if args.workload == "stream" else 128
-                return harness.run_client(target, args.workload, args.seconds, streams, 64)
-
+            _, _, run = harness.all_workloads(work, args.seconds, stats_port)[args.workload]
             cpu = {"A": [], "B": []}
             rate = {"A": [], "B": []}
             for round_ in range(args.rounds):

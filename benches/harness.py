@@ -110,6 +110,14 @@ def start(command, port, name, **kwargs):
     return Target(name, port, process)
 
 
+# The 3-plugin message chain: (file stem, crate, config); `redact-fields` matches no field.
+CHAIN_PLUGINS = [
+    ("10-size", "size_limit", "max_request_bytes = 1048576\n"),
+    ("20-redact", "redact_fields", "request_fields = [9]\nresponse_fields = []\nmethods = [\"*\"]\n"),
+    ("30-dedupe", "dedupe", ""),
+]
+
+
 def plugin_dir(work, name, plugins):
     folder = work / name
     folder.mkdir()
@@ -127,6 +135,12 @@ def start_sluice(work, upstream, name, plugins=None, binary=None):
     if plugins is not None:
         command += ["--plugins", str(plugin_dir(work, name, plugins))]
     return start(command, port, name, env={**os.environ, "RUST_LOG": "warn"})
+
+
+def start_upstream(port, stats_port):
+    """The tonic echo upstream, counting its calls on `stats_port`."""
+    return start([str(RELEASE / "bench-upstream"), "--listen", f"127.0.0.1:{port}", "--stats", f"127.0.0.1:{stats_port}"],
+                 port, "upstream")
 
 
 def start_nginx(work, upstream):
@@ -260,6 +274,16 @@ def run_client(target, workload, seconds, streams, size):
     return result
 
 
+def all_workloads(work, seconds, stats_port):
+    """key -> (name, unit, run(target)) of every rate workload."""
+    return {
+        "unary64": ("unary 64 B", "calls/s", lambda t: run_h2load(t, work, 64, seconds, stats_port)),
+        "unary16k": ("unary 16 KiB", "calls/s", lambda t: run_h2load(t, work, 16384, seconds, stats_port)),
+        "bidi": ("bidi 64 B ping-pong", "round trips/s", lambda t: run_client(t, "bidi", seconds, 128, 64)),
+        "stream": ("server streaming 64 B", "messages/s", lambda t: run_client(t, "stream", seconds, 8, 64)),
+    }
+
+
 def measure(target, run):
     pids = target.pids()
     cpu_before = cpu_seconds(pids)
@@ -374,7 +398,7 @@ def main():
     upstream_port, stats_port = free_port(), free_port()
     targets = []
     try:
-        upstream = start([str(RELEASE / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}", "--stats", f"127.0.0.1:{stats_port}"], upstream_port, "upstream")
+        upstream = start_upstream(upstream_port, stats_port)
         wanted_targets = None if args.targets == "all" else set(args.targets.split(","))
         wanted_workloads = None if args.workloads == "all" else set(args.workloads.split(","))
 
@@ -388,11 +412,7 @@ def main():
         if want("headers"):
             sluice_targets.append(("sluice + headers plugin", [("10-acl", "method_acl", 'allow = ["/bench.Echo/*"]\n')]))
         if want("chain"):
-            sluice_targets.append(("sluice + 3-plugin chain", [
-                ("10-size", "size_limit", "max_request_bytes = 1048576\n"),
-                ("20-redact", "redact_fields", "request_fields = [9]\nresponse_fields = []\nmethods = [\"*\"]\n"),
-                ("30-dedupe", "dedupe", ""),
-            ]))
+            sluice_targets.append(("sluice + 3-plugin chain", CHAIN_PLUGINS))
         for name, plugins in sluice_targets:
             targets.append(start_sluice(work, upstream_port, name, plugins))
             if args.baseline:
@@ -406,13 +426,7 @@ def main():
             else:
                 print(f"{label} is not installed: measured without it", file=sys.stderr)
         names = [t.name for t in targets]
-        workloads = {
-            "unary 64 B": ("unary64", "calls/s", lambda t: run_h2load(t, work, 64, args.seconds, stats_port)),
-            "unary 16 KiB": ("unary16k", "calls/s", lambda t: run_h2load(t, work, 16384, args.seconds, stats_port)),
-            "bidi 64 B ping-pong": ("bidi", "round trips/s", lambda t: run_client(t, "bidi", args.seconds, 128, 64)),
-            "server streaming 64 B": ("stream", "messages/s", lambda t: run_client(t, "stream", args.seconds, 8, 64)),
-        }
-        workloads = {name: (unit, run) for name, (key, unit, run) in workloads.items()
+        workloads = {name: (unit, run) for key, (name, unit, run) in all_workloads(work, args.seconds, stats_port).items()
                      if wanted_workloads is None or key in wanted_workloads}
         runs = {w: {n: [] for n in names} for w in workloads}
         for round_ in range(args.rounds):
