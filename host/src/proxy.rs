@@ -6,6 +6,7 @@
 mod headers;
 mod link;
 pub mod message;
+mod method;
 pub mod observe;
 mod request_body;
 mod respond;
@@ -29,7 +30,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use link::call_link;
-use observe::{CallMetrics, CallRecord, RequestTally};
+use method::MethodName;
+use observe::{CallMetrics, CallRecord};
 use response_body::CallGuard;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::time::Instant;
@@ -147,18 +149,16 @@ impl Proxy {
 
     /// Handles one request from a client, recording it (metrics, access log) when it ends.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
-        let request_tally = Arc::new(RequestTally::default());
         let mut record = None;
         // Boxed: hyper moves the service future a few times per call (into the stream task);
         // a pointer moves cheaply, the forward state (~2.6 KiB) does not.
-        let mut response = Box::pin(self.forward(request, &request_tally, &mut record)).await;
+        let mut response = Box::pin(self.forward(request, &mut record)).await;
         if let Some(mut record) = record {
             if response.body().is_end_stream() {
-                let status = response.headers().get("grpc-status").map_or_else(
-                    || format!("http-{}", response.status().as_u16()),
-                    |s| String::from_utf8_lossy(s.as_bytes()).into_owned(),
-                );
-                record.set_status(status);
+                match response.headers().get("grpc-status") {
+                    Some(status) => record.set_grpc_status(status.as_bytes()),
+                    None => record.set_http_status(response.status()),
+                }
             } else {
                 response.body_mut().observe(record);
             }
@@ -169,7 +169,6 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        request_tally: &Arc<RequestTally>,
         record: &mut Option<CallRecord>,
     ) -> Response<ResponseBody> {
         if request.version() != Version::HTTP_2 {
@@ -191,11 +190,12 @@ impl Proxy {
                 "content-type must be application/grpc\n",
             );
         }
-        let method = request.uri().path().to_owned();
+        let method = MethodName::of(request.uri());
+        let (request_link, mut response_link) = call_link();
         let call_record = record.insert(CallRecord::new(
             self.metrics.clone(),
-            &method,
-            request_tally.clone(),
+            method.clone(),
+            request_link.tally_handle(),
         ));
         let Some(cluster) = self.routes.lookup(&method).cloned() else {
             return respond::error(
@@ -219,7 +219,7 @@ impl Proxy {
         let mut plugins = None;
         if !chain.is_empty() {
             let call = Arc::new(CallContext::new(
-                method.clone(),
+                method.to_string(),
                 parts
                     .uri
                     .authority()
@@ -287,7 +287,6 @@ impl Proxy {
                 None => Encoding::Identity,
             };
 
-        let (request_link, mut response_link) = call_link();
         let body = match request_path {
             Path::Messages => RequestBody::message(
                 body,
@@ -301,9 +300,7 @@ impl Proxy {
             Path::Frames => RequestBody::raw(body, hook(Direction::Request), request_link),
             Path::Raw => RequestBody::raw(body, None, request_link),
         };
-        let mut body = body
-            .count(request_tally.clone())
-            .release_when_done(hook(Direction::Request));
+        let mut body = body.count().release_when_done(hook(Direction::Request));
         if plugins.is_some() {
             std::future::poll_fn(|cx| {
                 body.prefetch(cx);

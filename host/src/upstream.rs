@@ -236,7 +236,8 @@ impl Cluster {
             }
         }
         let slot_count: usize = self.endpoints.iter().map(|e| e.slots.len()).sum();
-        let mut last_reason = String::from("no endpoint tried");
+        // Built only when an attempt fails: a call that goes through allocates nothing here.
+        let mut last_reason = None;
         // Each failed attempt either backs an endpoint off or finds a closed connection,
         // so a bounded number of attempts visits every slot at least once.
         for _ in 0..=slot_count {
@@ -245,14 +246,14 @@ impl Cluster {
             let mut sender = match endpoint.sender(slot).await {
                 Ok(sender) => sender,
                 Err(reason) => {
-                    last_reason = reason;
+                    last_reason = Some(reason);
                     continue;
                 }
             };
             if let Err(err) = std::future::poll_fn(|cx| sender.poll_ready(cx)).await {
                 // The connection ended (or is going away) before the request left: retry.
                 slot.ready.store(None);
-                last_reason = format!("{}: connection closed: {err}", endpoint.address);
+                last_reason = Some(format!("{}: connection closed: {err}", endpoint.address));
                 continue;
             }
             endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -283,7 +284,7 @@ impl Cluster {
         }
         Err(UpstreamError::Unreachable {
             cluster: self.name.to_string(),
-            reason: last_reason,
+            reason: last_reason.unwrap_or_else(|| "no endpoint tried".to_owned()),
         })
     }
 

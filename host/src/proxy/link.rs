@@ -1,8 +1,10 @@
 //! The call link between the two directions of one call: the request side can end the
 //! call with a status (a de-framing error, later a plugin reject), and the request side
 //! learns when the response side has gone (finished, aborted, timed out or cancelled by
-//! the client) so it resets the upstream stream instead of waiting on the client.
+//! the client) so it resets the upstream stream instead of waiting on the client. It also
+//! carries the tally of what the client sent, which the call's record reads at the end.
 
+use super::observe::RequestTally;
 use crate::grpc::Status;
 use futures_util::task::AtomicWaker;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,8 @@ struct Shared {
     response_side: AtomicWaker,
     /// Woken when the response side goes.
     request_side: AtomicWaker,
+    /// What the client sent, counted by the request side.
+    tally: RequestTally,
 }
 
 /// The request side's half.
@@ -30,6 +34,19 @@ pub struct RequestLink(Arc<Shared>);
 #[derive(Debug)]
 pub struct ResponseLink(Arc<Shared>);
 
+/// A read handle on the call's request tally, for the call's record: it outlives both
+/// halves and tells neither side anything.
+#[derive(Debug)]
+pub struct TallyHandle(Arc<Shared>);
+
+impl std::ops::Deref for TallyHandle {
+    type Target = RequestTally;
+
+    fn deref(&self) -> &RequestTally {
+        &self.0.tally
+    }
+}
+
 /// A linked pair for one call.
 pub fn call_link() -> (RequestLink, ResponseLink) {
     let shared = Arc::new(Shared::default());
@@ -37,6 +54,16 @@ pub fn call_link() -> (RequestLink, ResponseLink) {
 }
 
 impl RequestLink {
+    /// The call's request tally, to count into.
+    pub fn tally(&self) -> &RequestTally {
+        &self.0.tally
+    }
+
+    /// A handle on the tally for the call's record.
+    pub fn tally_handle(&self) -> TallyHandle {
+        TallyHandle(self.0.clone())
+    }
+
     /// Ends the call towards the client with `status` (first call wins).
     pub fn abort(&mut self, status: Status) {
         if self.0.aborted.load(Ordering::Acquire) {
@@ -133,6 +160,15 @@ mod tests {
         assert!(request.poll_response_gone(&mut cx).is_pending());
         drop(response);
         assert!(request.poll_response_gone(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn the_tally_handle_sees_the_counts_after_both_halves_go() {
+        let (request, response) = call_link();
+        let handle = request.tally_handle();
+        request.tally().bytes.fetch_add(5, Ordering::Relaxed);
+        drop((request, response));
+        assert_eq!(handle.bytes.load(Ordering::Relaxed), 5);
     }
 
     #[test]

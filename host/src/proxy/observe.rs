@@ -2,12 +2,15 @@
 //! bytes in and out) and, unless turned off, one access-log line (with the plugin
 //! verdicts that changed the call).
 
+use super::link::TallyHandle;
+use super::method::MethodName;
 use crate::grpc::counter::MessageCounter;
 use crate::plugin::stats::CallActions;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -159,28 +162,39 @@ type CodeSeries = Vec<(Box<str>, Counter)>;
 /// The method label of calls past the first [`MAX_METHOD_LABELS`] methods.
 const OTHER_METHODS: &str = "other";
 
+/// The status label of a `grpc-status` value: the codes gRPC defines without a copy.
+fn grpc_status_label(value: &[u8]) -> Cow<'static, str> {
+    const CODES: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    match CODES.iter().find(|code| code.as_bytes() == value) {
+        Some(code) => Cow::Borrowed(code),
+        None => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
+    }
+}
+
 /// One call being observed; recorded once, when it ends.
 #[derive(Debug)]
 pub struct CallRecord {
     metrics: Arc<CallMetrics>,
-    method: String,
+    method: MethodName,
     cluster: Option<Arc<str>>,
     endpoint: Option<Arc<str>>,
     started: Instant,
-    request: Arc<RequestTally>,
+    request: TallyHandle,
     response_bytes: u64,
     response_messages: MessageCounter,
     response_message_count: u64,
-    status: Option<String>,
+    status: Option<Cow<'static, str>>,
     plugin_actions: Option<Arc<CallActions>>,
 }
 
 impl CallRecord {
     /// Starts observing a call of `method` (cluster `-` until routed).
-    pub fn new(metrics: Arc<CallMetrics>, method: &str, request: Arc<RequestTally>) -> CallRecord {
+    pub fn new(metrics: Arc<CallMetrics>, method: MethodName, request: TallyHandle) -> CallRecord {
         CallRecord {
             metrics,
-            method: method.to_owned(),
+            method,
             cluster: None,
             endpoint: None,
             started: Instant::now(),
@@ -214,9 +228,14 @@ impl CallRecord {
         self.response_message_count += self.response_messages.feed(data);
     }
 
-    /// The final status (`grpc-status`, or `http-NNN` for non-gRPC answers).
-    pub fn set_status(&mut self, status: impl Into<String>) {
-        self.status = Some(status.into());
+    /// The final status: the value of a `grpc-status` header.
+    pub fn set_grpc_status(&mut self, value: &[u8]) {
+        self.status = Some(grpc_status_label(value));
+    }
+
+    /// The final status of a non-gRPC answer (no `grpc-status`): `http-NNN`.
+    pub fn set_http_status(&mut self, status: http::StatusCode) {
+        self.status = Some(Cow::Owned(format!("http-{}", status.as_u16())));
     }
 }
 
@@ -273,6 +292,19 @@ mod tests {
         text.lines()
             .find_map(|line| line.strip_prefix(&labels))
             .map(|count| count.parse().unwrap())
+    }
+
+    #[test]
+    fn status_labels_are_the_values_sent() {
+        for code in 0..=16 {
+            let value = code.to_string();
+            let label = grpc_status_label(value.as_bytes());
+            assert_eq!(label, value.as_str());
+            assert!(matches!(label, Cow::Borrowed(_)), "code {code} copied");
+        }
+        assert_eq!(grpc_status_label(b"17"), "17");
+        assert_eq!(grpc_status_label(b"01"), "01");
+        assert_eq!(grpc_status_label(b"x\xff"), "x\u{fffd}");
     }
 
     #[test]

@@ -4,14 +4,12 @@
 
 use super::link::RequestLink;
 use super::message::MessageStage;
-use super::observe::RequestTally;
 use crate::grpc::counter::MessageCounter;
 use crate::plugin::BodyHook;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
@@ -26,7 +24,8 @@ pub struct RequestBody {
     stage: Option<Box<MessageStage>>,
     frame_hook: Option<BodyHook>,
     link: RequestLink,
-    tally: Option<(Arc<RequestTally>, MessageCounter)>,
+    /// Counts the body into the call link's tally, when asked to.
+    tally: Option<MessageCounter>,
     /// Told when the body has ended: request-only plugins then leave the call.
     plugins: Option<BodyHook>,
     /// What [`RequestBody::prefetch`] polled, handed out by the next `poll_frame`.
@@ -62,9 +61,9 @@ impl RequestBody {
 }
 
 impl RequestBody {
-    /// Counts the client's body bytes and messages into `tally`.
-    pub fn count(mut self, tally: Arc<RequestTally>) -> RequestBody {
-        self.tally = Some((tally, MessageCounter::default()));
+    /// Counts the client's body bytes and messages into the call link's tally.
+    pub fn count(mut self) -> RequestBody {
+        self.tally = Some(MessageCounter::default());
         self
     }
 
@@ -176,7 +175,8 @@ impl RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
-            if let (Some((tally, counter)), Some(data)) = (&mut self.tally, frame.data_ref()) {
+            if let (Some(counter), Some(data)) = (&mut self.tally, frame.data_ref()) {
+                let tally = self.link.tally();
                 tally.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 let messages = counter.feed(data);
                 if messages > 0 {

@@ -22,8 +22,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 #[derive(Debug)]
 pub struct ResponseBody {
     state: State,
-    call: Option<Box<CallGuard>>,
-    record: Option<Box<CallRecord>>,
+    call: Option<Box<Call>>,
     /// What the upstream body gave after the data frames coalesced into the last one
     /// (trailers, its end, an error), handed on at the next poll.
     stashed: Option<Option<Result<Frame<Bytes>, h2::Error>>>,
@@ -32,6 +31,14 @@ pub struct ResponseBody {
 /// On the raw path, data frames already waiting are sent on as one, up to this size:
 /// fewer, larger HTTP/2 frames for streams of small messages. Nothing waits for more.
 const COALESCE_BYTES: usize = 16 * 1024;
+
+/// What a response body keeps of its call, in one allocation: the guard until the body
+/// ends, the record until the body is dropped.
+#[derive(Debug, Default)]
+struct Call {
+    guard: Option<CallGuard>,
+    record: Option<CallRecord>,
+}
 
 /// What a streaming response holds until it ends.
 #[derive(Debug)]
@@ -45,7 +52,7 @@ pub struct CallGuard {
     /// Counts the call on its endpoint.
     pub in_flight: InFlight,
     /// The method, for log lines.
-    pub method: String,
+    pub method: super::method::MethodName,
     /// The plugins' response frame hooks (raw path), if any plugin wants them.
     pub frame_hook: Option<BodyHook>,
     /// The plugins' trailers hook, if any plugin wants it.
@@ -64,13 +71,21 @@ enum State {
     Message(UpstreamBody, Box<MessageStage>),
 }
 
+impl Call {
+    fn guarded(guard: CallGuard) -> Call {
+        Call {
+            guard: Some(guard),
+            record: None,
+        }
+    }
+}
+
 impl ResponseBody {
     /// An empty body: the response headers end the stream (trailers-only responses).
     pub fn empty() -> ResponseBody {
         ResponseBody {
             state: State::Done,
             call: None,
-            record: None,
             stashed: None,
         }
     }
@@ -80,7 +95,6 @@ impl ResponseBody {
         ResponseBody {
             state: State::Text(Bytes::from_static(text.as_bytes())),
             call: None,
-            record: None,
             stashed: None,
         }
     }
@@ -89,8 +103,7 @@ impl ResponseBody {
     pub fn raw(inner: UpstreamBody, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Raw(inner),
-            call: Some(Box::new(call)),
-            record: None,
+            call: Some(Box::new(Call::guarded(call))),
             stashed: None,
         }
     }
@@ -99,25 +112,36 @@ impl ResponseBody {
     pub fn message(inner: UpstreamBody, stage: MessageStage, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Message(inner, Box::new(stage)),
-            call: Some(Box::new(call)),
-            record: None,
+            call: Some(Box::new(Call::guarded(call))),
             stashed: None,
         }
     }
 
     /// Records the call (metrics, access log) as its frames go out; recorded on drop.
     pub fn observe(&mut self, record: CallRecord) {
-        self.record = Some(Box::new(record));
+        self.call.get_or_insert_with(Box::default).record = Some(record);
+    }
+
+    fn guard(&self) -> Option<&CallGuard> {
+        self.call.as_ref()?.guard.as_ref()
+    }
+
+    /// The call is over: its guard goes (resetting the upstream stream if still open),
+    /// its record stays until the body is dropped.
+    fn end_call(&mut self) {
+        if let Some(call) = &mut self.call {
+            call.guard = None;
+        }
     }
 
     /// Ends the call with `status` in the trailers, dropping (and so resetting) the
     /// upstream stream.
     fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        if let Some(call) = &self.call {
+        if let Some(call) = self.guard() {
             tracing::info!(method = %call.method, endpoint = &**call.in_flight.endpoint(), code = ?status.code, "call ended by proxy: {}", status.message);
         }
         self.state = State::Done;
-        self.call = None;
+        self.end_call();
         Poll::Ready(Some(Ok(Frame::trailers(status.to_trailers()))))
     }
 
@@ -126,11 +150,11 @@ impl ResponseBody {
         if let Some(reason) = reset {
             // Pass a stream reset on as the same reset: the client maps it as it would
             // have mapped the upstream's own.
-            if let Some(call) = &self.call {
+            if let Some(call) = self.guard() {
                 tracing::info!(method = %call.method, endpoint = &**call.in_flight.endpoint(), ?reason, "upstream reset the stream");
             }
             self.state = State::Done;
-            self.call = None;
+            self.end_call();
             return Poll::Ready(Some(Err(Box::new(h2::Error::from(reason)))));
         }
         self.end_with(&Status::new(
@@ -150,11 +174,12 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = this.poll_next(cx);
-        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (&mut this.record, &polled) {
+        let record = this.call.as_mut().and_then(|call| call.record.as_mut());
+        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (record, &polled) {
             if let Some(data) = frame.data_ref() {
                 record.add_response_data(data);
             } else if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
-                record.set_status(String::from_utf8_lossy(status.as_bytes()));
+                record.set_grpc_status(status.as_bytes());
             }
         }
         polled
@@ -168,7 +193,7 @@ impl Body for ResponseBody {
 impl ResponseBody {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self;
-        if let Some(call) = &mut this.call {
+        if let Some(call) = this.call.as_mut().and_then(|call| call.guard.as_mut()) {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
             }
@@ -217,7 +242,7 @@ impl ResponseBody {
                         return this.end_with(&status);
                     }
                     this.state = State::Done;
-                    this.call = None;
+                    this.end_call();
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
@@ -229,7 +254,7 @@ impl ResponseBody {
                     {
                         return this.end_with(&status);
                     }
-                    if let Some(hook) = this.call.as_ref().and_then(|c| c.trailers_hook.as_ref())
+                    if let Some(hook) = this.guard().and_then(|c| c.trailers_hook.as_ref())
                         && let Err(status) = hook.trailers(&mut trailers)
                     {
                         return this.end_with(&status);
@@ -239,7 +264,8 @@ impl ResponseBody {
                 Err(frame) => frame,
             };
             let Some(stage) = stage else {
-                let Some(hook) = this.call.as_ref().and_then(|c| c.frame_hook.as_ref()) else {
+                let guard = this.call.as_ref().and_then(|call| call.guard.as_ref());
+                let Some(hook) = guard.and_then(|c| c.frame_hook.as_ref()) else {
                     return Poll::Ready(Some(Ok(coalesce(frame, inner, &mut this.stashed, cx))));
                 };
                 match frame.into_data() {
