@@ -18,6 +18,7 @@ pub use response_body::ResponseBody;
 
 use crate::config::{BodyMode, Config};
 use crate::grpc::compression::ACCEPT_ENCODING;
+use crate::grpc::names::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::grpc::{Code, Encoding, Status, timeout};
 use crate::plugin::bindings::Hooks;
 use crate::plugin::{BodyHook, CallContext, CallPlugins, Direction, Registry};
@@ -155,7 +156,7 @@ impl Proxy {
         let mut response = Box::pin(self.forward(request, &mut record)).await;
         if let Some(mut record) = record {
             if response.body().is_end_stream() {
-                match response.headers().get("grpc-status") {
+                match response.headers().get(&GRPC_STATUS) {
                     Some(status) => record.set_grpc_status(status.as_bytes()),
                     None => record.set_http_status(response.status()),
                 }
@@ -206,7 +207,7 @@ impl Proxy {
         };
         call_record.set_cluster(cluster.name());
         let started = Instant::now();
-        let deadline = match request.headers().get("grpc-timeout") {
+        let deadline = match request.headers().get(&GRPC_TIMEOUT) {
             None => self.default_deadline.map(|limit| started + limit),
             Some(value) => match timeout::parse(value.as_bytes()) {
                 Ok(limit) => Some(started + limit),
@@ -270,7 +271,7 @@ impl Proxy {
         };
 
         let encoding =
-            match Encoding::from_header(parts.headers.get("grpc-encoding").map(|v| v.as_bytes())) {
+            match Encoding::from_header(parts.headers.get(&GRPC_ENCODING).map(|v| v.as_bytes())) {
                 Some(encoding) => encoding,
                 None if request_path == Path::Messages => {
                     let mut response = respond::error(
@@ -279,7 +280,7 @@ impl Proxy {
                         "sluice: unsupported grpc-encoding (supported: identity, gzip)",
                     );
                     response.headers_mut().insert(
-                        "grpc-accept-encoding",
+                        GRPC_ACCEPT_ENCODING.clone(),
                         HeaderValue::from_static(ACCEPT_ENCODING),
                     );
                     return response;
@@ -317,7 +318,7 @@ impl Proxy {
         headers.remove(header::CONNECTION);
         if request_path == Path::Messages {
             // Messages leave re-framed uncompressed.
-            headers.remove("grpc-encoding");
+            headers.remove(&GRPC_ENCODING);
         }
         if response_path == Path::Messages {
             // The upstream may only pick an encoding this path can decode.
@@ -326,7 +327,7 @@ impl Proxy {
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Ok(value) = HeaderValue::from_str(&timeout::format(left)) {
-                headers.insert("grpc-timeout", value);
+                headers.insert(GRPC_TIMEOUT.clone(), value);
             }
         }
 
@@ -392,7 +393,7 @@ impl Proxy {
         };
         let body = if response_path == Path::Messages {
             let response_encoding =
-                Encoding::from_header(parts.headers.get("grpc-encoding").map(|v| v.as_bytes()));
+                Encoding::from_header(parts.headers.get(&GRPC_ENCODING).map(|v| v.as_bytes()));
             let Some(encoding) = response_encoding else {
                 return respond::error(
                     &call.method,
@@ -400,7 +401,7 @@ impl Proxy {
                     "upstream answered with an unsupported grpc-encoding",
                 );
             };
-            parts.headers.remove("grpc-encoding");
+            parts.headers.remove(&GRPC_ENCODING);
             let hook = hook(Direction::Response).filter(|_| wants_response_messages);
             ResponseBody::message(
                 body,

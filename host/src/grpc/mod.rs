@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod compression;
 pub mod counter;
+pub mod names;
 pub mod status;
 pub mod timeout;
 

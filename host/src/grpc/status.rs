@@ -99,11 +99,11 @@ impl Status {
 
     /// Writes `grpc-status` and (when non-empty) `grpc-message` into `headers`.
     pub fn write_to(&self, headers: &mut HeaderMap) {
-        headers.insert("grpc-status", self.code.header_value());
+        headers.insert(super::names::GRPC_STATUS.clone(), self.code.header_value());
         if !self.message.is_empty() {
             let encoded = percent_encode_message(&self.message);
             if let Ok(value) = HeaderValue::from_str(&encoded) {
-                headers.insert("grpc-message", value);
+                headers.insert(super::names::GRPC_MESSAGE.clone(), value);
             }
         }
     }

@@ -2,11 +2,12 @@
 //! the message path lets the upstream choose, and what counts as a gRPC content type.
 
 use crate::grpc::Encoding;
+use crate::grpc::names::GRPC_ACCEPT_ENCODING;
 use http::{HeaderValue, Uri, header};
 
 /// Keeps only the encodings the message path can decode in `grpc-accept-encoding`.
 pub fn restrict_accept_encoding(headers: &mut http::HeaderMap) {
-    let Some(value) = headers.get("grpc-accept-encoding") else {
+    let Some(value) = headers.get(&GRPC_ACCEPT_ENCODING) else {
         return;
     };
     let kept: Vec<&str> = value
@@ -18,10 +19,10 @@ pub fn restrict_accept_encoding(headers: &mut http::HeaderMap) {
         .collect();
     match HeaderValue::from_str(&kept.join(",")) {
         Ok(value) if !kept.is_empty() => {
-            headers.insert("grpc-accept-encoding", value);
+            headers.insert(GRPC_ACCEPT_ENCODING.clone(), value);
         }
         _ => {
-            headers.remove("grpc-accept-encoding");
+            headers.remove(&GRPC_ACCEPT_ENCODING);
         }
     }
 }

@@ -109,10 +109,13 @@ impl CallMetrics {
     fn count_call(&self, method: &str, code: &str) {
         {
             let series = self.call_series.read().expect("call series lock");
-            if let Some(counter) = series
-                .get(method_label(&series, method))
-                .and_then(|codes| code_counter(codes, code))
-            {
+            // One hash for a method already seen (the common case).
+            let codes = match series.get(method) {
+                Some(codes) => Some(codes),
+                None if series.len() >= MAX_METHOD_LABELS => series.get(OTHER_METHODS),
+                None => None,
+            };
+            if let Some(counter) = codes.and_then(|codes| code_counter(codes, code)) {
                 counter.inc();
                 return;
             }

@@ -7,6 +7,7 @@ use super::link::ResponseLink;
 use super::message::MessageStage;
 use super::observe::CallRecord;
 use super::request_body::BodyError;
+use crate::grpc::names::GRPC_STATUS;
 use crate::grpc::{Code, Status};
 use crate::plugin::BodyHook;
 use crate::upstream::{InFlight, UpstreamBody};
@@ -178,7 +179,7 @@ impl Body for ResponseBody {
         if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (record, &polled) {
             if let Some(data) = frame.data_ref() {
                 record.add_response_data(data);
-            } else if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
+            } else if let Some(status) = frame.trailers_ref().and_then(|t| t.get(&GRPC_STATUS)) {
                 record.set_grpc_status(status.as_bytes());
             }
         }
