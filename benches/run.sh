@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark, one command: installs the load generator and the comparison proxies from
+# The benchmark, one command: installs the load generator, the comparison proxies (and valgrind) from
 # the distribution's packages when it can, builds release binaries and the plugins, then
 # runs benches/harness.py (arguments are passed on, e.g. --rounds 3 --seconds 5).
 set -euo pipefail
@@ -9,6 +9,8 @@ missing=()
 command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v haproxy >/dev/null || missing+=(haproxy)
+# For benches/instructions.py (instructions per call under callgrind), not the harness.
+command -v valgrind >/dev/null || missing+=(valgrind)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} from the distribution's packages"
