@@ -34,6 +34,7 @@ use link::call_link;
 use method::MethodName;
 use observe::{CallMetrics, CallRecord};
 use response_body::CallGuard;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,9 @@ pub struct Proxy {
     max_message_bytes: usize,
     default_deadline: Option<std::time::Duration>,
     drain: CancellationToken,
+    /// Set with `drain`: a response body with frames ready checks this flag, and waits on
+    /// `drain` (a lock every call shares) only when it has to wait anyway.
+    drain_passed: Arc<AtomicBool>,
     metrics: Arc<CallMetrics>,
     certificates: Arc<Certificates>,
     /// Set when the server starts serving.
@@ -88,6 +92,7 @@ impl Proxy {
             max_message_bytes: config.limits.max_message_bytes,
             default_deadline: config.limits.default_deadline,
             drain: CancellationToken::new(),
+            drain_passed: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(CallMetrics::new(config.access_log)),
             certificates,
             worker_connections: OnceLock::new(),
@@ -106,10 +111,10 @@ impl Proxy {
         self.registry.reload()
     }
 
-    /// Cancelled when a shutdown's drain timeout passes: calls still running then end
-    /// with `UNAVAILABLE`.
-    pub fn drain_token(&self) -> &CancellationToken {
-        &self.drain
+    /// A shutdown's drain timeout has passed: calls still running end with `UNAVAILABLE`.
+    pub fn end_remaining_calls(&self) {
+        self.drain_passed.store(true, Ordering::Release);
+        self.drain.cancel();
     }
 
     /// The upstream clusters, in configuration order.
@@ -386,6 +391,7 @@ impl Proxy {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             drain,
+            drain_passed: self.drain_passed.clone(),
             in_flight,
             method,
             frame_hook: hook(Direction::Response).filter(|_| response_path == Path::Frames),

@@ -221,7 +221,7 @@ impl Server {
             () = &mut all_closed => tracing::info!("drained: every connection closed"),
             () = tokio::time::sleep(drain_timeout) => {
                 tracing::warn!("drain timeout passed: ending the remaining calls with UNAVAILABLE");
-                self.proxy.drain_token().cancel();
+                self.proxy.end_remaining_calls();
                 // Let the UNAVAILABLE trailers go out.
                 let _ = tokio::time::timeout(DRAIN_FLUSH, &mut all_closed).await;
             }

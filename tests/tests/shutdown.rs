@@ -109,12 +109,27 @@ async fn drain_lets_calls_finish(workers: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_drain_timeout_end_unavailable() {
+    past_the_drain_timeout(paced(20, 200)).await;
+}
+
+/// A call waiting on its upstream is woken by the drain timeout, not by its next message
+/// (ten seconds away here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_call_past_the_drain_timeout_ends_without_waiting_for_its_next_message() {
+    let mut request = paced(2, 10_000);
+    request.response_parameters[0].interval_us = 0;
+    past_the_drain_timeout(request).await;
+}
+
+/// Opens `request`'s stream, reads its first message, stops the server (drain timeout
+/// 300 ms) and expects the call to end with `UNAVAILABLE` within 3 s.
+async fn past_the_drain_timeout(request: StreamingOutputCallRequest) {
     init_logs();
     let upstream = Upstream::start().await;
     let (addr, stop, run) = start(&upstream, 300, 1).await;
     let mut client = TestServiceClient::new(sluice_tests::fixture::channel(addr).await);
     let mut stream = client
-        .streaming_output_call(paced(20, 200))
+        .streaming_output_call(request)
         .await
         .unwrap()
         .into_inner();

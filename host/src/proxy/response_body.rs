@@ -15,6 +15,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -48,8 +50,11 @@ pub struct CallGuard {
     pub link: ResponseLink,
     /// The call's deadline, if it has one.
     pub deadline: Option<Pin<Box<Sleep>>>,
-    /// Ready when a shutdown's drain timeout has passed.
+    /// Ready when a shutdown's drain timeout has passed; polled only when the body waits
+    /// (it takes a lock every call shares).
     pub drain: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set when a shutdown's drain timeout has passed: checked on every poll.
+    pub drain_passed: Arc<AtomicBool>,
     /// Counts the call on its endpoint.
     pub in_flight: InFlight,
     /// The method, for log lines.
@@ -135,6 +140,17 @@ impl ResponseBody {
         }
     }
 
+    /// The upstream has nothing ready: the call waits, and now also on the drain (a body
+    /// with frames ready does not take its lock; the flag covers it).
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(call) = self.call.as_mut().and_then(|call| call.guard.as_mut())
+            && call.drain.as_mut().poll(cx).is_ready()
+        {
+            return self.end_with(&drain_passed());
+        }
+        Poll::Pending
+    }
+
     /// Ends the call with `status` in the trailers, dropping (and so resetting) the
     /// upstream stream.
     fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
@@ -198,11 +214,8 @@ impl ResponseBody {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
             }
-            if call.drain.as_mut().poll(cx).is_ready() {
-                return this.end_with(&Status::new(
-                    Code::Unavailable,
-                    "sluice is shutting down: the drain timeout passed",
-                ));
+            if call.drain_passed.load(Ordering::Acquire) {
+                return this.end_with(&drain_passed());
             }
             if let Some(deadline) = &mut call.deadline
                 && deadline.as_mut().poll(cx).is_ready()
@@ -234,7 +247,7 @@ impl ResponseBody {
                 None => Pin::new(&mut *inner).poll_frame(cx),
             };
             let frame = match polled {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return this.wait(cx),
                 Poll::Ready(Some(Err(err))) => return this.upstream_failed(err),
                 Poll::Ready(None) => {
                     if let Some(stage) = stage
@@ -288,6 +301,14 @@ impl ResponseBody {
             }
         }
     }
+}
+
+/// The status of calls still running when a shutdown's drain timeout passes.
+fn drain_passed() -> Status {
+    Status::new(
+        Code::Unavailable,
+        "sluice is shutting down: the drain timeout passed",
+    )
 }
 
 /// Appends the data frames `inner` already has ready to `frame` (a data frame under
