@@ -228,13 +228,19 @@ def varint(value):
     return bytes(out)
 
 
+def h2load_command(port, body):
+    """h2load's unary load on `port`: 4 connections x 32 streams, sending the framed `body`
+    (add -D seconds or -n calls)."""
+    return ["h2load", "-t", "1", "-c", "4", "-m", "32", "-H", "content-type: application/grpc",
+            "-H", "te: trailers", "-d", str(body), f"http://127.0.0.1:{port}/bench.Echo/Unary"]
+
+
 def run_h2load(target, work, size, seconds, stats_port):
     body = work / f"unary-{size}.bin"
     if not body.exists():
         body.write_bytes(frame(bench_message(size)))
     log = work / "h2load.log"
-    command = ["h2load", "-t", "1", "-c", "4", "-m", "32", "-H", "content-type: application/grpc",
-               "-H", "te: trailers", "-d", str(body), f"http://127.0.0.1:{target.port}/bench.Echo/Unary"]
+    command = h2load_command(target.port, body)
     # Warm-up as a run of its own, not h2load's --warm-up-time: the proxy's CPU is read
     # around the measured run, so it must hold only the calls that are counted.
     subprocess.run(command + ["-D", "1"], capture_output=True, timeout=60)

@@ -36,8 +36,7 @@ def count(binary, upstream_port, stats_port, body, calls, warmup, work):
     target = harness.Target("sluice under callgrind", port, process)
     try:
         harness.wait_port(port, timeout=120)
-        load = ["h2load", "-t", "1", "-c", "4", "-m", "32", "-H", "content-type: application/grpc",
-                "-H", "te: trailers", "-d", str(body), f"http://127.0.0.1:{port}/bench.Echo/Unary"]
+        load = harness.h2load_command(port, body)
         h2load(load, warmup)
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
         before = harness.upstream_calls(stats_port)
@@ -49,7 +48,7 @@ def count(binary, upstream_port, stats_port, body, calls, warmup, work):
             raise RuntimeError(f"{calls} calls sent, {reached} reached the upstream")
     finally:
         target.stop()
-    dumps = [path for path in work.glob(f"callgrind.{port}.*")]
+    dumps = list(work.glob(f"callgrind.{port}.*"))
     if len(dumps) != 1:
         raise RuntimeError(f"expected one callgrind dump, found {[d.name for d in dumps]}")
     return total_instructions(dumps[0]) / calls

@@ -70,14 +70,29 @@ impl Code {
         }
     }
 
+    /// The code whose `grpc-status` text is exactly `value` (`"14"`, not `"014"`).
+    pub fn from_status_text(value: &[u8]) -> Option<Code> {
+        (0..STATUS_TEXTS.len() as u32)
+            .map(Code::from_u32)
+            .find(|code| code.as_str().as_bytes() == value)
+    }
+
+    /// The value's text, as sent in `grpc-status`.
+    pub fn as_str(self) -> &'static str {
+        STATUS_TEXTS[self as usize]
+    }
+
     fn header_value(self) -> HeaderValue {
-        const VALUES: [&str; 17] = [
-            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-            "16",
-        ];
-        HeaderValue::from_static(VALUES[self as usize])
+        HeaderValue::from_static(self.as_str())
     }
 }
+
+/// The `grpc-status` texts of the codes, by value.
+const STATUS_TEXTS: [&str; 17] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
+
+impl Code {}
 
 /// A gRPC status: a code and a human-readable message.
 #[derive(Clone, Debug, PartialEq, Eq)]

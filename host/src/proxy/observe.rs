@@ -4,6 +4,7 @@
 
 use super::link::TallyHandle;
 use super::method::MethodName;
+use crate::grpc::Code;
 use crate::grpc::counter::MessageCounter;
 use crate::plugin::stats::CallActions;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -167,11 +168,8 @@ const OTHER_METHODS: &str = "other";
 
 /// The status label of a `grpc-status` value: the codes gRPC defines without a copy.
 fn grpc_status_label(value: &[u8]) -> Cow<'static, str> {
-    const CODES: [&str; 17] = [
-        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    ];
-    match CODES.iter().find(|code| code.as_bytes() == value) {
-        Some(code) => Cow::Borrowed(code),
+    match Code::from_status_text(value) {
+        Some(code) => Cow::Borrowed(code.as_str()),
         None => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
     }
 }

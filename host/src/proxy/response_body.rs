@@ -132,6 +132,10 @@ impl ResponseBody {
         self.call.as_ref()?.guard.as_ref()
     }
 
+    fn guard_mut(&mut self) -> Option<&mut CallGuard> {
+        self.call.as_mut()?.guard.as_mut()
+    }
+
     /// The call is over: its guard goes (resetting the upstream stream if still open),
     /// its record stays until the body is dropped.
     fn end_call(&mut self) {
@@ -143,7 +147,7 @@ impl ResponseBody {
     /// The upstream has nothing ready: the call waits, and now also on the drain (a body
     /// with frames ready does not take its lock; the flag covers it).
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        if let Some(call) = self.call.as_mut().and_then(|call| call.guard.as_mut())
+        if let Some(call) = self.guard_mut()
             && call.drain.as_mut().poll(cx).is_ready()
         {
             return self.end_with(&drain_passed());
@@ -210,7 +214,7 @@ impl Body for ResponseBody {
 impl ResponseBody {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self;
-        if let Some(call) = this.call.as_mut().and_then(|call| call.guard.as_mut()) {
+        if let Some(call) = this.guard_mut() {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
             }
@@ -278,6 +282,7 @@ impl ResponseBody {
                 Err(frame) => frame,
             };
             let Some(stage) = stage else {
+                // By field, not `guard()`: `inner` still borrows `state`.
                 let guard = this.call.as_ref().and_then(|call| call.guard.as_ref());
                 let Some(hook) = guard.and_then(|c| c.frame_hook.as_ref()) else {
                     return Poll::Ready(Some(Ok(coalesce(frame, inner, &mut this.stashed, cx))));
