@@ -15,10 +15,15 @@ use std::task::{Context, Poll, ready};
 /// memory already; beyond this, the stream's window paces the client).
 const INLINE_BYTES: usize = 64 * 1024;
 
-/// A request body being sent on an upstream stream.
+/// A request body being sent on an upstream stream. The body must end or fail once its
+/// call is over (the proxy's request body does when the response side goes): the pump
+/// waits on it without watching the stream for resets.
 pub(super) struct Pump<B> {
     body: B,
     stream: SendStream<Bytes>,
+    /// The stream had send window when last looked at, and nothing was sent since: the
+    /// next frame may be taken from the client without asking h2 again.
+    window_open: bool,
 }
 
 impl<B> std::fmt::Debug for Pump<B> {
@@ -32,7 +37,11 @@ where
     B: Body<Data = Bytes, Error = BodyError> + Unpin + Send + 'static,
 {
     pub fn new(body: B, stream: SendStream<Bytes>) -> Pump<B> {
-        Pump { body, stream }
+        Pump {
+            body,
+            stream,
+            window_open: false,
+        }
     }
 
     /// Sends what the body has ready now (up to [`INLINE_BYTES`]); the rest, if any, is
@@ -112,24 +121,29 @@ where
         let this = self.get_mut();
         loop {
             // Take more from the client only when the stream can send some of it.
-            this.stream.reserve_capacity(1);
-            if this.stream.capacity() == 0 {
-                loop {
-                    match ready!(this.stream.poll_capacity(cx)) {
-                        Some(Ok(0)) => {}
-                        Some(Ok(_)) => break,
-                        // The stream is no longer sending: ended, reset or its connection lost.
-                        Some(Err(_)) | None => return Poll::Ready(()),
+            if !this.window_open {
+                this.stream.reserve_capacity(1);
+                if this.stream.capacity() == 0 {
+                    loop {
+                        match ready!(this.stream.poll_capacity(cx)) {
+                            Some(Ok(0)) => {}
+                            Some(Ok(_)) => break,
+                            // The stream is no longer sending: ended, reset or its connection lost.
+                            Some(Err(_)) | None => return Poll::Ready(()),
+                        }
                     }
                 }
-            } else if let Poll::Ready(reset) = this.stream.poll_reset(cx) {
-                tracing::debug!(?reset, "upstream stream reset while sending the request");
-                return Poll::Ready(());
+                this.window_open = true;
             }
+            // Waiting on the client, the stream is not watched for resets (that would also
+            // wake this task on every change of its window): the call's body ends once its
+            // response side is gone, which an upstream reset ends.
             let polled = ready!(Pin::new(&mut this.body).poll_frame(cx));
             if let Step::Done = this.forward(polled) {
                 return Poll::Ready(());
             }
+            // What was sent may have used the window up: look again before the next frame.
+            this.window_open = false;
         }
     }
 }
