@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use link::call_link;
 use method::MethodName;
 use observe::{CallMetrics, CallRecord};
-use response_body::CallGuard;
+use response_body::{CallGuard, DrainWait};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::time::Instant;
@@ -390,7 +390,7 @@ impl Proxy {
         let call = CallGuard {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            drain,
+            drain: DrainWait::new(drain),
             drain_passed: self.drain_passed.clone(),
             in_flight,
             method,

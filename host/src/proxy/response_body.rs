@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -52,7 +52,7 @@ pub struct CallGuard {
     pub deadline: Option<Pin<Box<Sleep>>>,
     /// Ready when a shutdown's drain timeout has passed; polled only when the body waits
     /// (it takes a lock every call shares).
-    pub drain: Pin<Box<WaitForCancellationFutureOwned>>,
+    pub drain: DrainWait,
     /// Set when a shutdown's drain timeout has passed: checked on every poll.
     pub drain_passed: Arc<AtomicBool>,
     /// Counts the call on its endpoint.
@@ -63,6 +63,44 @@ pub struct CallGuard {
     pub frame_hook: Option<BodyHook>,
     /// The plugins' trailers hook, if any plugin wants it.
     pub trailers_hook: Option<BodyHook>,
+}
+
+/// A call's wait on the shutdown's drain timeout, registered once per waker: the body is
+/// polled from the same task message after message, and re-polling the wait would take
+/// its lock each time for nothing.
+#[derive(Debug)]
+pub struct DrainWait {
+    passed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker the wait last registered, while that registration stands.
+    registered: Option<Waker>,
+}
+
+impl DrainWait {
+    /// Wraps the call's wait (already polled by the call, from whichever task).
+    pub fn new(passed: Pin<Box<WaitForCancellationFutureOwned>>) -> DrainWait {
+        DrainWait {
+            passed,
+            registered: None,
+        }
+    }
+
+    /// True once the drain timeout has passed; else this task is woken when it does.
+    fn poll_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            // Still registered for this task (a wake-up sets the drain flag first, which
+            // the body checks on every poll).
+            return false;
+        }
+        if self.passed.as_mut().poll(cx).is_ready() {
+            return true;
+        }
+        self.registered = Some(cx.waker().clone());
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -148,7 +186,7 @@ impl ResponseBody {
     /// with frames ready does not take its lock; the flag covers it).
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(call) = self.guard_mut()
-            && call.drain.as_mut().poll(cx).is_ready()
+            && call.drain.poll_passed(cx)
         {
             return self.end_with(&drain_passed());
         }
@@ -349,4 +387,49 @@ fn coalesce(
         }
     }
     Frame::data(joined.map_or(first, bytes::BytesMut::freeze))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DrainWait;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    use tokio_util::sync::CancellationToken;
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<CountingWaker>, Waker) {
+        let count = Arc::new(CountingWaker::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn the_drain_wakes_the_task_that_waited_last() {
+        let token = CancellationToken::new();
+        let mut wait = DrainWait::new(Box::pin(token.clone().cancelled_owned()));
+        let (first, first_waker) = counting();
+        let mut cx = Context::from_waker(&first_waker);
+        assert!(!wait.poll_passed(&mut cx));
+        assert!(!wait.poll_passed(&mut cx));
+        // The body is now polled from another task: that task must be the one woken.
+        let (second, second_waker) = counting();
+        assert!(!wait.poll_passed(&mut Context::from_waker(&second_waker)));
+        token.cancel();
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the last task to wait is woken"
+        );
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        let (_, third_waker) = counting();
+        assert!(wait.poll_passed(&mut Context::from_waker(&third_waker)));
+    }
 }
