@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Instructions sluice executes per proxied unary call, counted by valgrind's callgrind.
+"""Instructions sluice executes per proxied operation, counted by valgrind's callgrind.
 
 CPU time per call on a shared 2-core VM moves by several percent between runs; the count of
-instructions barely moves (a few tenths of a percent), so it shows the effect of a change of
-a few percent that timing cannot. Only sluice runs under callgrind (tens of times slower);
-the upstream and h2load run natively. Counts are zeroed after a warm-up and dumped after the
-measured calls, so start-up and shutdown are not in them.
+instructions barely moves (a few tenths of a percent on unary calls, about 1 % on bidi), so
+it shows the effect of a change of a few percent that timing cannot. Only sluice runs under
+callgrind (tens of times slower); the upstream and the load generator run natively. Counts
+are zeroed after a warm-up and dumped after the measured load, so start-up and shutdown are
+not in them.
 
     python3 benches/instructions.py --binary OLD/sluice --binary target/release/sluice
+    python3 benches/instructions.py --workload bidi --binary OLD/sluice --binary NEW/sluice
 
-Each binary is measured --runs times, in turn; prints instructions per call for each run.
-Needs valgrind (apt-get install valgrind) and h2load; builds nothing (benches/run.sh does).
+Workloads: `unary` (h2load, instructions per call), `bidi` (bench-client's 64 B ping-pong
+on 128 streams, per round trip), `stream` (bench-client's server streaming, per message).
+Each binary is measured --runs times, in turn. Needs valgrind (apt-get install valgrind),
+h2load and the release bench binaries; builds nothing (benches/run.sh does).
 """
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -23,9 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  (the harness's processes, ports and message bodies)
 
+# Messages per server-streaming call (benches/src/lib.rs, STREAM_REPLIES).
+STREAM_REPLIES = 1000
 
-def count(binary, upstream_port, stats_port, body, calls, warmup, work):
-    """Instructions per call of one sluice process under callgrind."""
+
+def count(binary, upstream_port, stats_port, load, work):
+    """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(binary),
@@ -36,26 +44,57 @@ def count(binary, upstream_port, stats_port, body, calls, warmup, work):
     target = harness.Target("sluice under callgrind", port, process)
     try:
         harness.wait_port(port, timeout=120)
-        load = harness.h2load_command(port, body)
-        h2load(load, warmup)
+        load(port, warmup=True)
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
         before = harness.upstream_calls(stats_port)
-        h2load(load, calls)
+        ops, counted = load(port, warmup=False)
         subprocess.run(["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True)
         # A call sluice answered by itself (no route, upstream down) is no proxied call.
         reached = harness.upstream_calls(stats_port) - before
-        if reached != calls:
-            raise RuntimeError(f"{calls} calls sent, {reached} reached the upstream")
+        if reached != counted:
+            raise RuntimeError(f"the load counted {counted}, the upstream {reached}")
     finally:
         target.stop()
     dumps = list(work.glob(f"callgrind.{port}.*"))
     if len(dumps) != 1:
         raise RuntimeError(f"expected one callgrind dump, found {[d.name for d in dumps]}")
-    return total_instructions(dumps[0]) / calls
+    return total_instructions(dumps[0]) / ops
+
+
+def unary_load(body, calls, warmup):
+    """h2load's unary calls; a load returns (operations, what the upstream counts)."""
+
+    def load(port, warmup_run):
+        n = warmup if warmup_run else calls
+        h2load(harness.h2load_command(port, body) + ["-n", str(n)], n)
+        return n, n
+
+    return load
+
+
+def client_load(workload, seconds):
+    """bench-client's bidi (ops: round trips) or stream (ops: messages) load; its own
+    warm-up second is inside the count, and so are its operations (`all_ops`)."""
+
+    def load(port, warmup):
+        command = [str(harness.RELEASE / "bench-client"), "--addr", f"127.0.0.1:{port}",
+                   "--streams", "128" if workload == "bidi" else "8", "--streams-per-connection", "32",
+                   "--size", "64", "--seconds", str(1 if warmup else seconds), workload]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 300)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if result["errors"]:
+            raise RuntimeError(f"bench-client failed: {result['first_error']}")
+        if workload == "stream" and result["messages"] != result["ops"] * STREAM_REPLIES:
+            raise RuntimeError(f"expected {STREAM_REPLIES} messages per streaming call: {result}")
+        # bench-upstream counts a streaming call once, a bidi message each time it echoes it.
+        ops = result["all_ops"] * (STREAM_REPLIES if workload == "stream" else 1)
+        return ops, result["all_ops"]
+
+    return load
 
 
 def h2load(command, calls):
-    out = subprocess.run(command + ["-n", str(calls)], capture_output=True, text=True, timeout=600).stdout
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600).stdout
     if f"{calls} succeeded, 0 failed, 0 errored, 0 timeout" not in out or " 0 4xx, 0 5xx" not in out:
         raise RuntimeError(f"calls failed:\n{out[-600:]}")
 
@@ -68,36 +107,47 @@ def total_instructions(dump):
     raise RuntimeError(f"no instruction total in {dump}")
 
 
+UNITS = {"unary": "call", "bidi": "round trip", "stream": "message"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", action="append", required=True, help="a sluice build (repeat to compare)")
-    parser.add_argument("--calls", type=int, default=20000, help="measured calls per run")
-    parser.add_argument("--warmup", type=int, default=2000, help="calls before the count is zeroed")
+    parser.add_argument("--workload", choices=sorted(UNITS), default="unary")
+    parser.add_argument("--calls", type=int, default=20000, help="unary: measured calls per run")
+    parser.add_argument("--warmup", type=int, default=2000, help="unary: calls before the count is zeroed")
+    parser.add_argument("--seconds", type=int, default=5, help="bidi, stream: measured seconds per run")
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--size", type=int, default=64, help="request message bytes")
+    parser.add_argument("--size", type=int, default=64, help="unary: request message bytes")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (valgrind: apt-get install valgrind; h2load: nghttp2-client)")
+    unit = UNITS[args.workload]
+    what = f"unary {args.size} B call" if args.workload == "unary" else f"{args.workload} {unit}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         body = work / "unary.bin"
         body.write_bytes(harness.frame(harness.bench_message(args.size)))
+        if args.workload == "unary":
+            load = unary_load(body, args.calls, args.warmup)
+        else:
+            load = client_load(args.workload, args.seconds)
         upstream_port, stats_port = harness.free_port(), harness.free_port()
         upstream = harness.start_upstream(upstream_port, stats_port)
         try:
             results = {binary: [] for binary in args.binary}
             for run in range(args.runs):
                 for binary in args.binary:
-                    per_call = count(binary, upstream_port, stats_port, body, args.calls, args.warmup, work)
-                    results[binary].append(per_call)
-                    print(f"run {run + 1}: {binary}: {per_call:,.0f} instructions per call", flush=True)
+                    per_op = count(binary, upstream_port, stats_port, load, work)
+                    results[binary].append(per_op)
+                    print(f"run {run + 1}: {binary}: {per_op:,.0f} instructions per {unit}", flush=True)
         finally:
             upstream.stop()
     first = min(results[args.binary[0]])
     for binary, counts in results.items():
         best = min(counts)
-        print(f"{binary}: {best:,.0f} instructions per unary {args.size} B call "
+        print(f"{binary}: {best:,.0f} instructions per {what} "
               f"(runs: {', '.join(f'{c:,.0f}' for c in counts)}; {100 * (best / first - 1):+.1f} % against the first)")
 
 
