@@ -61,11 +61,11 @@ def count(binary, upstream_port, stats_port, load, work):
     return total_instructions(dumps[0]) / ops
 
 
-def unary_load(body, calls, warmup):
+def unary_load(body, calls, warmup_calls):
     """h2load's unary calls; a load returns (operations, what the upstream counts)."""
 
-    def load(port, warmup_run):
-        n = warmup if warmup_run else calls
+    def load(port, warmup):
+        n = warmup_calls if warmup else calls
         h2load(harness.h2load_command(port, body) + ["-n", str(n)], n)
         return n, n
 
