@@ -390,8 +390,7 @@ impl Proxy {
         let call = CallGuard {
             link: response_link,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            drain: DrainWait::new(drain),
-            drain_passed: self.drain_passed.clone(),
+            drain: DrainWait::new(self.drain_passed.clone(), drain),
             in_flight,
             method,
             frame_hook: hook(Direction::Response).filter(|_| response_path == Path::Frames),

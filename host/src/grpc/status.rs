@@ -92,8 +92,6 @@ const STATUS_TEXTS: [&str; 17] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
 ];
 
-impl Code {}
-
 /// A gRPC status: a code and a human-readable message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {

@@ -50,11 +50,8 @@ pub struct CallGuard {
     pub link: ResponseLink,
     /// The call's deadline, if it has one.
     pub deadline: Option<Pin<Box<Sleep>>>,
-    /// Ready when a shutdown's drain timeout has passed; polled only when the body waits
-    /// (it takes a lock every call shares).
+    /// Whether a shutdown's drain timeout has passed.
     pub drain: DrainWait,
-    /// Set when a shutdown's drain timeout has passed: checked on every poll.
-    pub drain_passed: Arc<AtomicBool>,
     /// Counts the call on its endpoint.
     pub in_flight: InFlight,
     /// The method, for log lines.
@@ -65,23 +62,33 @@ pub struct CallGuard {
     pub trailers_hook: Option<BodyHook>,
 }
 
-/// A call's wait on the shutdown's drain timeout, registered once per waker: the body is
-/// polled from the same task message after message, and re-polling the wait would take
-/// its lock each time for nothing.
+/// A call's wait on the shutdown's drain timeout. The flag (set before the drain wakes
+/// anyone) is what a body with frames ready checks; the wait itself takes a lock every
+/// call shares, so it is polled only when the body waits, and registered once per waker:
+/// the body is polled from the same task message after message.
 #[derive(Debug)]
 pub struct DrainWait {
-    passed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set when the drain timeout has passed.
+    flag: Arc<AtomicBool>,
+    wait: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The waker the wait last registered, while that registration stands.
     registered: Option<Waker>,
 }
 
 impl DrainWait {
-    /// Wraps the call's wait (already polled by the call, from whichever task).
-    pub fn new(passed: Pin<Box<WaitForCancellationFutureOwned>>) -> DrainWait {
+    /// Wraps the call's wait (already polled by the call, from whichever task) and the
+    /// flag set with it.
+    pub fn new(flag: Arc<AtomicBool>, wait: Pin<Box<WaitForCancellationFutureOwned>>) -> DrainWait {
         DrainWait {
-            passed,
+            flag,
+            wait,
             registered: None,
         }
+    }
+
+    /// True once the drain timeout has passed (no lock).
+    fn has_passed(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
     }
 
     /// True once the drain timeout has passed; else this task is woken when it does.
@@ -91,11 +98,10 @@ impl DrainWait {
             .as_ref()
             .is_some_and(|waker| waker.will_wake(cx.waker()))
         {
-            // Still registered for this task (a wake-up sets the drain flag first, which
-            // the body checks on every poll).
-            return false;
+            // Still registered for this task: the flag is set before the wake-up.
+            return self.has_passed();
         }
-        if self.passed.as_mut().poll(cx).is_ready() {
+        if self.wait.as_mut().poll(cx).is_ready() {
             return true;
         }
         self.registered = Some(cx.waker().clone());
@@ -256,7 +262,7 @@ impl ResponseBody {
             if let Poll::Ready(status) = call.link.poll_abort(cx) {
                 return this.end_with(&status);
             }
-            if call.drain_passed.load(Ordering::Acquire) {
+            if call.drain.has_passed() {
                 return this.end_with(&drain_passed());
             }
             if let Some(deadline) = &mut call.deadline
@@ -393,7 +399,7 @@ fn coalesce(
 mod tests {
     use super::DrainWait;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::task::{Context, Wake, Waker};
     use tokio_util::sync::CancellationToken;
 
@@ -414,7 +420,8 @@ mod tests {
     #[test]
     fn the_drain_wakes_the_task_that_waited_last() {
         let token = CancellationToken::new();
-        let mut wait = DrainWait::new(Box::pin(token.clone().cancelled_owned()));
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut wait = DrainWait::new(flag.clone(), Box::pin(token.clone().cancelled_owned()));
         let (first, first_waker) = counting();
         let mut cx = Context::from_waker(&first_waker);
         assert!(!wait.poll_passed(&mut cx));
@@ -422,6 +429,7 @@ mod tests {
         // The body is now polled from another task: that task must be the one woken.
         let (second, second_waker) = counting();
         assert!(!wait.poll_passed(&mut Context::from_waker(&second_waker)));
+        flag.store(true, Ordering::Release);
         token.cancel();
         assert_eq!(
             second.0.load(Ordering::SeqCst),
@@ -429,6 +437,7 @@ mod tests {
             "the last task to wait is woken"
         );
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert!(wait.poll_passed(&mut Context::from_waker(&second_waker)));
         let (_, third_waker) = counting();
         assert!(wait.poll_passed(&mut Context::from_waker(&third_waker)));
     }
