@@ -32,13 +32,13 @@ import harness  # noqa: E402  (the harness's processes, ports and message bodies
 STREAM_REPLIES = 1000
 
 
-def count(binary, upstream_port, stats_port, load, work):
+def count(binary, upstream_port, stats_port, load, work, sluice_args=()):
     """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(binary),
                "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
-               "--no-access-log", "--no-watch", "--threads", str(harness.PROXY_THREADS)]
+               "--no-access-log", "--no-watch", "--threads", str(harness.PROXY_THREADS), *sluice_args]
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     target = harness.Target("sluice under callgrind", port, process)
@@ -119,12 +119,15 @@ def main():
     parser.add_argument("--seconds", type=int, default=5, help="bidi, stream: measured seconds per run")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--size", type=int, default=64, help="unary: request message bytes")
+    parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
+                        help="sluice's --body-mode (`message` de-frames every message without plugins)")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (valgrind: apt-get install valgrind; h2load: nghttp2-client)")
     unit = UNITS[args.workload]
     what = f"unary {args.size} B call" if args.workload == "unary" else f"{args.workload} {unit}"
+    what += f", body mode {args.body_mode}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         body = work / "unary.bin"
@@ -139,7 +142,7 @@ def main():
             results = {binary: [] for binary in args.binary}
             for run in range(args.runs):
                 for binary in args.binary:
-                    per_op = count(binary, upstream_port, stats_port, load, work)
+                    per_op = count(binary, upstream_port, stats_port, load, work, ["--body-mode", args.body_mode])
                     results[binary].append(per_op)
                     print(f"run {run + 1}: {binary}: {per_op:,.0f} instructions per {unit}", flush=True)
         finally:

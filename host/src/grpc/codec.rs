@@ -169,13 +169,15 @@ impl Deframer {
     }
 
     /// The front message is incomplete: its bytes move to the buffer (room made for all
-    /// `frame_len` bytes when known) to be completed by the next chunks.
+    /// `frame_len` bytes when known) to be completed by the next chunks. The room is made
+    /// before the move, so the bytes are copied once (a 16 KiB message split over two
+    /// HTTP/2 frames is, without a second copy by the buffer's growth).
     fn keep_partial(&mut self, frame_len: Option<usize>) {
-        self.spill_chunk();
         if let Some(frame_len) = frame_len {
             self.buffer
                 .reserve(frame_len.saturating_sub(self.buffer.len()));
         }
+        self.spill_chunk();
     }
 
     /// Checks that the body ended on a message boundary.
@@ -276,6 +278,22 @@ mod tests {
         assert_eq!(second.frame.unwrap(), chunk.slice(PREFIX_LEN + 3..));
         assert_eq!(deframer.next_frame(), Ok(None));
         deframer.finish().unwrap();
+    }
+
+    #[test]
+    fn a_split_message_gets_room_for_all_of_it_before_its_first_part_is_copied() {
+        let body = framed(&[&[7u8; 20_000]]);
+        let mut deframer = Deframer::new(Encoding::Identity, 32 * 1024);
+        deframer.push(body.slice(..16_384));
+        assert_eq!(deframer.next_frame(), Ok(None));
+        // Exactly the frame's size: growing the buffer after the first part was copied in
+        // would have doubled it (and copied the part again).
+        assert_eq!(deframer.buffer.capacity(), body.len());
+        let room = deframer.buffer.as_ptr();
+        deframer.push(body.slice(16_384..));
+        let frame = deframer.next_frame().unwrap().unwrap().frame.unwrap();
+        assert_eq!(frame.as_ptr(), room, "completed in place");
+        assert_eq!(frame, body);
     }
 
     #[test]
