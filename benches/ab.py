@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
+    harness.exit_on_sigterm()
     harness.PROXY_THREADS = 2
 
     with tempfile.TemporaryDirectory(prefix="sluice-ab-") as tmp:

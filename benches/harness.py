@@ -30,6 +30,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_THREADS = os.cpu_count() or 2
 
 
+def exit_on_sigterm():
+    """SIGTERM ends the script through its `finally` blocks, which stop the processes it
+    started (Python's default for SIGTERM is to die on the spot and leave them running)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -396,6 +402,7 @@ def main():
     parser.add_argument("--proxy-threads", type=int, default=os.cpu_count() or 2,
                         help="threads for every proxy: sluice --threads, HAProxy nbthread, nginx worker_processes")
     args = parser.parse_args()
+    exit_on_sigterm()
     global PROXY_THREADS
     PROXY_THREADS = args.proxy_threads
     out = Path(args.out)

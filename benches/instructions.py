@@ -122,6 +122,7 @@ def main():
     parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
     args = parser.parse_args()
+    harness.exit_on_sigterm()
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (valgrind: apt-get install valgrind; h2load: nghttp2-client)")
