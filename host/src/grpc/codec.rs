@@ -170,8 +170,8 @@ impl Deframer {
 
     /// The front message is incomplete: its bytes move to the buffer (room made for all
     /// `frame_len` bytes when known) to be completed by the next chunks. The room is made
-    /// before the move, so the bytes are copied once (a 16 KiB message split over two
-    /// HTTP/2 frames is, without a second copy by the buffer's growth).
+    /// before the move, so the bytes are copied once: a 16 KiB message, which arrives split
+    /// over two HTTP/2 frames, is not copied again when the buffer grows to its size.
     fn keep_partial(&mut self, frame_len: Option<usize>) {
         if let Some(frame_len) = frame_len {
             self.buffer
