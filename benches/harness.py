@@ -134,10 +134,16 @@ def plugin_dir(work, name, plugins):
     return folder
 
 
+def sluice_command(binary, port, upstream, *extra):
+    """How every benchmark runs sluice: on `port`, every method to `upstream`, no access
+    log, no folder watch, PROXY_THREADS threads, then `extra` flags."""
+    return [str(binary), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
+            "--no-access-log", "--no-watch", "--threads", str(PROXY_THREADS), *extra]
+
+
 def start_sluice(work, upstream, name, plugins=None, binary=None):
     port = free_port()
-    command = [str(binary or RELEASE / "sluice"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--no-access-log", "--no-watch",
-               "--threads", str(PROXY_THREADS)]
+    command = sluice_command(binary or RELEASE / "sluice", port, upstream)
     if plugins is not None:
         command += ["--plugins", str(plugin_dir(work, name, plugins))]
     return start(command, port, name, env={**os.environ, "RUST_LOG": "warn"})

@@ -32,13 +32,12 @@ import harness  # noqa: E402  (the harness's processes, ports and message bodies
 STREAM_REPLIES = 1000
 
 
-def count(binary, upstream_port, stats_port, load, work, sluice_args=()):
+def count(binary, upstream_port, stats_port, load, work, sluice_args):
     """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(binary),
-               "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
-               "--no-access-log", "--no-watch", "--threads", str(harness.PROXY_THREADS), *sluice_args]
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               *harness.sluice_command(binary, port, upstream_port, *sluice_args)]
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     target = harness.Target("sluice under callgrind", port, process)
