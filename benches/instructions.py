@@ -15,10 +15,19 @@ Workloads: `unary` (h2load, instructions per call), `bidi` (bench-client's 64 B 
 on 128 streams, per round trip), `stream` (bench-client's server streaming, per message).
 Each binary is measured --runs times, in turn. Needs valgrind (apt-get install valgrind),
 h2load and the release bench binaries; builds nothing (benches/run.sh does).
+
+`--plugins chain` loads the benchmark's 3-plugin message chain. Wasmtime's instance pool
+reserves more address space than valgrind can map, so sluice then runs with
+SLUICE_WASM_SMALL_MEMORIES (64 MiB plugin memories with explicit bounds checks instead of
+4 GiB reservations with guard pages) and a pool of 400 instances: the plugins' own code is
+counted a little higher than it runs normally, the host's side of every plugin call as it
+is. The plugins are compiled natively into a cache before the counted runs (compiling
+under valgrind takes minutes).
 """
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,18 +41,31 @@ import harness  # noqa: E402  (the harness's processes, ports and message bodies
 STREAM_REPLIES = 1000
 
 
-def count(binary, upstream_port, stats_port, load, work, sluice_args):
+# What the plugins need to run under valgrind (see the module's text).
+SMALL_MEMORIES = {"SLUICE_WASM_SMALL_MEMORIES": "1"}
+# Instances the pool holds with the chain: 800 memories of 64 MiB fit in valgrind's address
+# space (the default 2,000 do not); bidi's 128 streams need 128 of `dedupe` and a few more.
+CHAIN_INSTANCES = 400
+
+
+def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                *harness.sluice_command(binary, port, upstream_port, *sluice_args)]
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
     target = harness.Target("sluice under callgrind", port, process)
     try:
         harness.wait_port(port, timeout=120)
-        load(port, warmup=True)
+        try:
+            load(port, warmup=True)
+        except RuntimeError:
+            if process.poll() is None:
+                raise
+            log.seek(0)
+            raise RuntimeError(f"sluice under callgrind ended: {log.read().decode(errors='replace')[-2000:]}")
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
         before = harness.upstream_calls(stats_port)
         ops, counted = load(port, warmup=False)
@@ -58,6 +80,24 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args):
     if len(dumps) != 1:
         raise RuntimeError(f"expected one callgrind dump, found {[d.name for d in dumps]}")
     return total_instructions(dumps[0]) / ops
+
+
+def plugin_args(work, binary, plugins, upstream_port):
+    """sluice's flags and environment for `plugins` (none or chain); for the chain, the
+    plugins are compiled into a cache by `binary` running natively first."""
+    env = {**os.environ, "RUST_LOG": "warn"}
+    if plugins == "none":
+        return [], env
+    env.update(SMALL_MEMORIES)
+    folder = work / f"chain-{len(list(work.glob('chain-*')))}"
+    harness.plugin_dir(work, folder.name, harness.CHAIN_PLUGINS)
+    config = work / "instances.toml"
+    config.write_text(f"[limits]\nplugin_instances = {CHAIN_INSTANCES}\n")
+    args = ["--plugins", str(folder), "--plugin-cache", str(work / "plugin-cache"), "--config", str(config)]
+    port = harness.free_port()
+    compile_only = harness.sluice_command(binary, port, upstream_port, *args)
+    harness.start(compile_only, port, "sluice compiling the plugins", env=env).stop()
+    return args, env
 
 
 def unary_load(body, calls, warmup_calls):
@@ -120,6 +160,8 @@ def main():
     parser.add_argument("--size", type=int, default=64, help="unary: request message bytes")
     parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
+    parser.add_argument("--plugins", choices=["none", "chain"], default="none",
+                        help="`chain`: the benchmark's 3-plugin message chain (see above)")
     args = parser.parse_args()
     harness.exit_on_sigterm()
     for tool in ("valgrind", "callgrind_control", "h2load"):
@@ -127,7 +169,7 @@ def main():
             sys.exit(f"{tool} is not installed (valgrind: apt-get install valgrind; h2load: nghttp2-client)")
     unit = UNITS[args.workload]
     what = f"unary {args.size} B call" if args.workload == "unary" else f"{args.workload} {unit}"
-    what += f", body mode {args.body_mode}"
+    what += f", body mode {args.body_mode}, plugins {args.plugins}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         body = work / "unary.bin"
@@ -140,9 +182,12 @@ def main():
         upstream = harness.start_upstream(upstream_port, stats_port)
         try:
             results = {binary: [] for binary in args.binary}
+            setups = {binary: plugin_args(work, binary, args.plugins, upstream_port) for binary in args.binary}
             for run in range(args.runs):
                 for binary in args.binary:
-                    per_op = count(binary, upstream_port, stats_port, load, work, ["--body-mode", args.body_mode])
+                    extra, env = setups[binary]
+                    per_op = count(binary, upstream_port, stats_port, load, work,
+                                   ["--body-mode", args.body_mode, *extra], env)
                     results[binary].append(per_op)
                     print(f"run {run + 1}: {binary}: {per_op:,.0f} instructions per {unit}", flush=True)
         finally:

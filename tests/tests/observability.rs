@@ -1,7 +1,8 @@
 //! Metrics after known traffic: calls by method and status, durations, bytes, messages,
 //! upstream connections, plugin verdicts — scraped from the admin listener and parsed, the
 //! counts must match; the access log's plugin verdicts; client connections spread over
-//! the worker threads; a perf map of the plugins' functions when asked for.
+//! the worker threads; a perf map of the plugins' functions when asked for; small plugin
+//! memories (for valgrind) when asked for.
 
 use sluice::{Config, Overrides, Server};
 use sluice_tests::fixture::{Upstream, init_logs};
@@ -306,4 +307,79 @@ async fn a_perf_map_names_plugin_functions_when_asked() {
             text.len()
         );
     }
+}
+
+/// With `SLUICE_WASM_SMALL_MEMORIES` set (so that valgrind can run the proxy with its
+/// plugins), the instance pool reserves a small fraction of the address space it reserves
+/// otherwise, and the plugins still run inside their limits: a plugin's hook works, a
+/// memory bomb still ends only its own call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() {
+    use sluice::plugin::runtime::SMALL_MEMORIES_VARIABLE;
+    use sluice_tests::plugins::PluginDir;
+    use sluice_tests::process::Sluice;
+    init_logs();
+    let upstream = Upstream::start().await;
+    let dir = PluginDir::new(&[
+        ("10-tag", "chain_tag", "small"),
+        ("20-hostile", "hostile", "memory-bomb"),
+    ]);
+    let config = dir.path().with_extension("sluice.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nplugin_instances = 8\n[plugin_defaults]\nmemory_bytes = 16777216\n",
+    )
+    .unwrap();
+    let mut reserved_gib = Vec::new();
+    for small in [true, false] {
+        let sluice = Sluice::spawn(|command| {
+            command
+                .args(["--upstream", &upstream.addr.to_string(), "--no-watch"])
+                .arg("--plugins")
+                .arg(dir.path())
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "error")
+                .env_remove(SMALL_MEMORIES_VARIABLE)
+                .stdout(std::process::Stdio::null());
+            if small {
+                command.env(SMALL_MEMORIES_VARIABLE, "1");
+            }
+        });
+        let mut client = TestServiceClient::new(sluice.channel().await);
+        let response = client
+            .unary_call(SimpleRequest {
+                response_size: 10,
+                ..SimpleRequest::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("small memories {small}: {s}"));
+        let tags = response.metadata().get("x-response-chain");
+        assert_eq!(tags.map(|t| t.to_str().unwrap()), Some("small"));
+        let mut bomb = tonic::Request::new(SimpleRequest::default());
+        bomb.metadata_mut()
+            .insert("x-hostile", "1".parse().unwrap());
+        let status = client.unary_call(bomb).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("growing memory"), "{status:?}");
+        client.empty_call(Empty {}).await.unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", sluice.child.id())).unwrap();
+        let vm_size_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmSize in /proc/PID/status");
+        reserved_gib.push(vm_size_kib / (1024 * 1024));
+    }
+    // 8 instances, 16 memories: 16 x 64 MiB small, 16 x (4 GiB + guards) otherwise (the
+    // rest, thread stacks and malloc arenas, is the same in both).
+    let [small, default] = reserved_gib[..] else {
+        unreachable!()
+    };
+    assert!(
+        small < 8 && default >= small + 48,
+        "address space with small memories {small} GiB, without {default} GiB"
+    );
 }

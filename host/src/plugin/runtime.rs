@@ -27,6 +27,16 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// `perf report` names the plugins' functions instead of showing bare JIT addresses.
 pub const PERF_MAP_VARIABLE: &str = "SLUICE_WASM_PERFMAP";
 
+/// Set (to anything) in the environment, plugin memories get no guard regions and at most
+/// [`SMALL_MEMORY_BYTES`] each, and compiled plugins check their memory accesses instead:
+/// slower plugins, but the instance pool then reserves little enough address space for
+/// the proxy to run under valgrind (`benches/instructions.py --plugins chain`). For
+/// profiling only.
+pub const SMALL_MEMORIES_VARIABLE: &str = "SLUICE_WASM_SMALL_MEMORIES";
+
+/// The largest plugin memory with [`SMALL_MEMORIES_VARIABLE`] set.
+pub const SMALL_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
 /// What a call does when one of its plugins fails (traps, times out, breaks a limit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -214,6 +224,13 @@ impl Runtime {
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(4))
             .max_memory_size(256 * 1024 * 1024);
+        if std::env::var_os(SMALL_MEMORIES_VARIABLE).is_some() {
+            config
+                .memory_reservation(SMALL_MEMORY_BYTES as u64)
+                .memory_guard_size(0)
+                .guard_before_linear_memory(false);
+            pool.max_memory_size(SMALL_MEMORY_BYTES);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let weak = engine.weak();
