@@ -267,31 +267,40 @@ async fn client_connections_spread_evenly_over_workers() {
     }
 }
 
+/// The binary in front of `upstream` with the plugins of `dir` (no folder watch), `extra`
+/// flags, and the environment `variable` set (`(name, true)`) or removed (`(name, false)`).
+fn spawn_with_plugins(
+    upstream: &Upstream,
+    dir: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+    (variable, set): (&str, bool),
+) -> sluice_tests::process::Sluice {
+    sluice_tests::process::Sluice::spawn(|command| {
+        command
+            .args(["--upstream", &upstream.addr.to_string(), "--no-watch"])
+            .arg("--plugins")
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .env_remove(variable)
+            .stdout(std::process::Stdio::null());
+        if set {
+            command.env(variable, "1");
+        }
+    })
+}
+
 /// With `SLUICE_WASM_PERFMAP` set, `perf` can name the plugins' functions: the proxy
 /// writes them to `/tmp/perf-<pid>.map`; without it, no map is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_perf_map_names_plugin_functions_when_asked() {
     use sluice_tests::plugins::PluginDir;
-    use sluice_tests::process::Sluice;
     init_logs();
     let upstream = Upstream::start().await;
     let dir = PluginDir::new(&[("10-tag", "chain_tag", "perf")]);
-    let start = |perf_map: bool| {
-        Sluice::spawn(|command| {
-            command
-                .args(["--upstream", &upstream.addr.to_string(), "--no-watch"])
-                .arg("--plugins")
-                .arg(dir.path())
-                .env("RUST_LOG", "warn")
-                .env_remove(sluice::plugin::runtime::PERF_MAP_VARIABLE)
-                .stdout(std::process::Stdio::null());
-            if perf_map {
-                command.env(sluice::plugin::runtime::PERF_MAP_VARIABLE, "1");
-            }
-        })
-    };
     for perf_map in [true, false] {
-        let sluice = start(perf_map);
+        let variable = (sluice::plugin::runtime::PERF_MAP_VARIABLE, perf_map);
+        let sluice = spawn_with_plugins(&upstream, dir.path(), &[], variable);
         // Serving means the plugins are compiled (and their functions registered).
         let mut client = TestServiceClient::new(sluice.channel().await);
         client.empty_call(Empty {}).await.unwrap();
@@ -317,7 +326,6 @@ async fn a_perf_map_names_plugin_functions_when_asked() {
 async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() {
     use sluice::plugin::runtime::SMALL_MEMORIES_VARIABLE;
     use sluice_tests::plugins::PluginDir;
-    use sluice_tests::process::Sluice;
     init_logs();
     let upstream = Upstream::start().await;
     let dir = PluginDir::new(&[
@@ -332,20 +340,9 @@ async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() 
     .unwrap();
     let mut reserved_gib = Vec::new();
     for small in [true, false] {
-        let sluice = Sluice::spawn(|command| {
-            command
-                .args(["--upstream", &upstream.addr.to_string(), "--no-watch"])
-                .arg("--plugins")
-                .arg(dir.path())
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "error")
-                .env_remove(SMALL_MEMORIES_VARIABLE)
-                .stdout(std::process::Stdio::null());
-            if small {
-                command.env(SMALL_MEMORIES_VARIABLE, "1");
-            }
-        });
+        let config_flag = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+        let variable = (SMALL_MEMORIES_VARIABLE, small);
+        let sluice = spawn_with_plugins(&upstream, dir.path(), &config_flag, variable);
         let mut client = TestServiceClient::new(sluice.channel().await);
         let response = client
             .unary_call(SimpleRequest {
