@@ -10,6 +10,8 @@ less. Needs the release binaries (`benches/run.sh` builds them, or
 started are stopped.
 
     python3 benches/ab.py --a OLD/sluice --b target/release/sluice --workload bidi --plugins chain
+    python3 benches/ab.py --a target/release/sluice --b target/release/sluice --workload bidi \
+        --plugins chain --plugins-b stateless-chain
 """
 
 import argparse
@@ -24,7 +26,11 @@ def main():
     parser.add_argument("--a", required=True, help="the sluice binary to compare against")
     parser.add_argument("--b", required=True, help="the sluice binary to compare")
     parser.add_argument("--workload", choices=["unary64", "unary16k", "bidi", "stream"], default="unary64")
-    parser.add_argument("--plugins", choices=["none", "chain"], default="none")
+    parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
+                        help="the plugins both builds load (`stateless-chain`: the chain with dedupe "
+                             "swapped for a second redact-fields)")
+    parser.add_argument("--plugins-b", choices=sorted(harness.PLUGIN_SETS),
+                        help="other plugins for B (the same --a and --b binary then compares plugin sets)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
@@ -35,11 +41,11 @@ def main():
         work = Path(tmp)
         upstream_port, stats_port = harness.free_port(), harness.free_port()
         upstream = harness.start_upstream(upstream_port, stats_port)
-        plugins = harness.CHAIN_PLUGINS if args.plugins == "chain" else None
+        plugins = {"A": harness.PLUGIN_SETS[args.plugins], "B": harness.PLUGIN_SETS[args.plugins_b or args.plugins]}
         targets = []
         try:
             for name, binary in (("A", args.a), ("B", args.b)):
-                targets.append(harness.start_sluice(work, upstream_port, name, plugins, Path(binary)))
+                targets.append(harness.start_sluice(work, upstream_port, name, plugins[name], Path(binary)))
 
             _, _, run = harness.all_workloads(work, args.seconds, stats_port)[args.workload]
             cpu = {"A": [], "B": []}
@@ -56,7 +62,8 @@ def main():
                       f"rate A {rate['A'][-1]:,.0f}/s, B {rate['B'][-1]:,.0f}/s", flush=True)
             wins = sum(b < a for a, b in zip(cpu["A"], cpu["B"]))
             a, b = statistics.median(cpu["A"]), statistics.median(cpu["B"])
-            print(f"{args.workload}, plugins {args.plugins}: median proxy CPU per op A {a:.1f} µs, B {b:.1f} µs "
+            sets = args.plugins if not args.plugins_b else f"A {args.plugins}, B {args.plugins_b}"
+            print(f"{args.workload}, plugins {sets}: median proxy CPU per op A {a:.1f} µs, B {b:.1f} µs "
                   f"({(b / a - 1) * 100:+.1f} %), B lower in {wins} of {args.rounds} rounds; median rate "
                   f"A {statistics.median(rate['A']):,.0f}/s, B {statistics.median(rate['B']):,.0f}/s")
         finally:

@@ -123,6 +123,13 @@ CHAIN_PLUGINS = [
     ("30-dedupe", "dedupe", ""),
 ]
 
+# The chain with `dedupe`, which keeps an instance per open stream, swapped for a second
+# `redact-fields`, which takes an instance per hook: what holding instances costs.
+STATELESS_CHAIN_PLUGINS = CHAIN_PLUGINS[:2] + [("30-redact-again", "redact_fields", CHAIN_PLUGINS[1][2])]
+
+# The plugin sets benches/ab.py and benches/instructions.py take (`--plugins`).
+PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS, "stateless-chain": STATELESS_CHAIN_PLUGINS}
+
 
 def plugin_dir(work, name, plugins):
     folder = work / name

@@ -16,7 +16,8 @@ on 128 streams, per round trip), `stream` (bench-client's server streaming, per 
 Each binary is measured --runs times, in turn. Needs valgrind (apt-get install valgrind),
 h2load and the release bench binaries; builds nothing (benches/run.sh does).
 
-`--plugins chain` loads the benchmark's 3-plugin message chain. Wasmtime's instance pool
+`--plugins chain` loads the benchmark's 3-plugin message chain (`stateless-chain`: the same
+with `dedupe` swapped for a second `redact-fields`). Wasmtime's instance pool
 reserves more address space than valgrind can map, so sluice then runs with
 SLUICE_WASM_SMALL_MEMORIES (64 MiB plugin memories with explicit bounds checks instead of
 4 GiB reservations with guard pages) and a pool of 400 instances: the plugins' own code is
@@ -83,14 +84,14 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
 
 
 def plugin_args(work, binary, plugins, upstream_port):
-    """sluice's flags and environment for `plugins` (none or chain); for the chain, the
-    plugins are compiled into a cache by `binary` running natively first."""
+    """sluice's flags and environment for the plugin set `plugins` (harness.PLUGIN_SETS);
+    with plugins, they are compiled into a cache by `binary` running natively first."""
     env = {**os.environ, "RUST_LOG": "warn"}
     if plugins == "none":
         return [], env
     env.update(SMALL_MEMORIES)
-    folder = work / f"chain-{len(list(work.glob('chain-*')))}"
-    harness.plugin_dir(work, folder.name, harness.CHAIN_PLUGINS)
+    folder = work / f"plugins-{len(list(work.glob('plugins-*')))}"
+    harness.plugin_dir(work, folder.name, harness.PLUGIN_SETS[plugins])
     config = work / "instances.toml"
     config.write_text(f"[limits]\nplugin_instances = {CHAIN_INSTANCES}\n")
     args = ["--plugins", str(folder), "--plugin-cache", str(work / "plugin-cache"), "--config", str(config)]
@@ -160,8 +161,9 @@ def main():
     parser.add_argument("--size", type=int, default=64, help="unary: request message bytes")
     parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
-    parser.add_argument("--plugins", choices=["none", "chain"], default="none",
-                        help="`chain`: the benchmark's 3-plugin message chain (see above)")
+    parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
+                        help="`chain`: the benchmark's 3-plugin message chain (see above); "
+                             "`stateless-chain`: the chain with dedupe swapped for a second redact-fields")
     args = parser.parse_args()
     harness.exit_on_sigterm()
     for tool in ("valgrind", "callgrind_control", "h2load"):
