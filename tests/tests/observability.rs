@@ -360,9 +360,9 @@ async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() 
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
         assert!(status.message().contains("growing memory"), "{status:?}");
         client.empty_call(Empty {}).await.unwrap();
-        let status =
+        let process =
             std::fs::read_to_string(format!("/proc/{}/status", sluice.child.id())).unwrap();
-        let vm_size_kib: u64 = status
+        let vm_size_kib: u64 = process
             .lines()
             .find_map(|l| l.strip_prefix("VmSize:"))
             .and_then(|v| v.split_whitespace().next())
