@@ -83,22 +83,26 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     return total_instructions(dumps[0]) / ops
 
 
-def plugin_args(work, binary, plugins, upstream_port):
-    """sluice's flags and environment for the plugin set `plugins` (harness.PLUGIN_SETS);
-    with plugins, they are compiled into a cache by `binary` running natively first."""
+def plugin_args(work, plugins):
+    """sluice's flags and environment for the plugin set `plugins` (harness.PLUGIN_SETS):
+    one plugin folder and one compiled-plugin cache for every build."""
     env = {**os.environ, "RUST_LOG": "warn"}
     if plugins == "none":
         return [], env
     env.update(SMALL_MEMORIES)
-    folder = work / f"plugins-{len(list(work.glob('plugins-*')))}"
-    harness.plugin_dir(work, folder.name, harness.PLUGIN_SETS[plugins])
+    folder = harness.plugin_dir(work, "plugins", harness.PLUGIN_SETS[plugins])
     config = work / "instances.toml"
     config.write_text(f"[limits]\nplugin_instances = {CHAIN_INSTANCES}\n")
     args = ["--plugins", str(folder), "--plugin-cache", str(work / "plugin-cache"), "--config", str(config)]
-    port = harness.free_port()
-    compile_only = harness.sluice_command(binary, port, upstream_port, *args)
-    harness.start(compile_only, port, "sluice compiling the plugins", env=env).stop()
     return args, env
+
+
+def compile_plugins(binary, upstream_port, args, env):
+    """Starts `binary` natively once with the plugin flags `args`, so that the plugins are
+    in the cache before it runs under valgrind (where compiling them takes minutes)."""
+    port = harness.free_port()
+    command = harness.sluice_command(binary, port, upstream_port, *args)
+    harness.start(command, port, "sluice compiling the plugins", env=env).stop()
 
 
 def unary_load(body, calls, warmup_calls):
@@ -184,10 +188,12 @@ def main():
         upstream = harness.start_upstream(upstream_port, stats_port)
         try:
             results = {binary: [] for binary in args.binary}
-            setups = {binary: plugin_args(work, binary, args.plugins, upstream_port) for binary in args.binary}
+            extra, env = plugin_args(work, args.plugins)
+            if extra:
+                for binary in args.binary:
+                    compile_plugins(binary, upstream_port, extra, env)
             for run in range(args.runs):
                 for binary in args.binary:
-                    extra, env = setups[binary]
                     per_op = count(binary, upstream_port, stats_port, load, work,
                                    ["--body-mode", args.body_mode, *extra], env)
                     results[binary].append(per_op)

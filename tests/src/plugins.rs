@@ -63,16 +63,18 @@ impl Drop for PluginDir {
 
 /// Resident memory of this process, in KiB (Linux).
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib("self", "VmRSS").unwrap_or(0)
+}
+
+/// A KiB field of `/proc/PROCESS/status` (`VmRSS`, `VmSize`, …; PROCESS a PID or `self`),
+/// if the process and the field exist (Linux).
+pub fn status_kib(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }
 
 impl PluginDir {

@@ -325,7 +325,7 @@ async fn a_perf_map_names_plugin_functions_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() {
     use sluice::plugin::runtime::SMALL_MEMORIES_VARIABLE;
-    use sluice_tests::plugins::PluginDir;
+    use sluice_tests::plugins::{PluginDir, status_kib};
     init_logs();
     let upstream = Upstream::start().await;
     let dir = PluginDir::new(&[
@@ -360,13 +360,7 @@ async fn small_memories_shrink_the_reserved_address_space_and_keep_the_limits() 
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
         assert!(status.message().contains("growing memory"), "{status:?}");
         client.empty_call(Empty {}).await.unwrap();
-        let process =
-            std::fs::read_to_string(format!("/proc/{}/status", sluice.child.id())).unwrap();
-        let vm_size_kib: u64 = process
-            .lines()
-            .find_map(|l| l.strip_prefix("VmSize:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
+        let vm_size_kib = status_kib(&sluice.child.id().to_string(), "VmSize")
             .expect("VmSize in /proc/PID/status");
         reserved_gib.push(vm_size_kib / (1024 * 1024));
     }

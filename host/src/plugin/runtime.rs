@@ -217,20 +217,24 @@ impl Runtime {
             // Names the plugins' compiled functions for `perf` (in /tmp/perf-PID.map).
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
+        let small_memories = std::env::var_os(SMALL_MEMORIES_VARIABLE).is_some();
+        if small_memories {
+            config
+                .memory_reservation(SMALL_MEMORY_BYTES as u64)
+                .memory_guard_size(0)
+                .guard_before_linear_memory(false);
+        }
         let mut pool = PoolingAllocationConfig::default();
         // A plugin component has a few core instances, memories and tables of its own.
         pool.total_component_instances(instances)
             .total_core_instances(instances.saturating_mul(4))
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(4))
-            .max_memory_size(256 * 1024 * 1024);
-        if std::env::var_os(SMALL_MEMORIES_VARIABLE).is_some() {
-            config
-                .memory_reservation(SMALL_MEMORY_BYTES as u64)
-                .memory_guard_size(0)
-                .guard_before_linear_memory(false);
-            pool.max_memory_size(SMALL_MEMORY_BYTES);
-        }
+            .max_memory_size(if small_memories {
+                SMALL_MEMORY_BYTES
+            } else {
+                256 * 1024 * 1024
+            });
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let weak = engine.weak();
