@@ -111,6 +111,7 @@ struct FilePluginLimits {
     hook_deadline_ms: Option<u64>,
     memory_bytes: Option<usize>,
     max_output_bytes: Option<usize>,
+    max_call_state_bytes: Option<usize>,
     on_error: Option<FailurePolicy>,
 }
 
@@ -143,6 +144,15 @@ impl FilePluginLimits {
                 ));
             }
             limits.max_output_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_call_state_bytes {
+            if bytes > 256 * 1024 * 1024 {
+                return Err(invalid(
+                    format!("{key}.max_call_state_bytes"),
+                    "must be at most 256 MiB",
+                ));
+            }
+            limits.max_call_state_bytes = bytes;
         }
         if let Some(policy) = self.on_error {
             limits.on_error = policy;

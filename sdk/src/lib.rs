@@ -36,7 +36,8 @@
 //! host) → the generated bindings (wasm builds only) → the safe types of this crate →
 //! the [`Filter`] trait → [`register!`]. Helpers: [`Headers`] for metadata, [`decode`] /
 //! [`encode`] for typed messages, [`wire`] for schema-free field edits, [`log`] and
-//! [`counter_add`] for observability, [`testing`] for native unit tests.
+//! [`counter_add`] for observability, [`call_state`] / [`set_call_state`] for state a
+//! stateless plugin keeps with the proxy, [`testing`] for native unit tests.
 
 mod call_info;
 mod codec;
@@ -51,7 +52,7 @@ pub mod wire;
 pub use call_info::CallInfo;
 pub use codec::{decode, encode};
 pub use filter::Filter;
-pub use host::{Level, counter_add, log};
+pub use host::{Level, call_state, counter_add, log, set_call_state};
 pub use types::{Code, Headers, Hooks, Interest, Status, Verdict};
 
 /// Bindings generated from `wit/filter.wit` (wasm builds only; used by [`register!`]).

@@ -37,11 +37,13 @@ pub enum HeadersOutcome {
     Rejected(Status),
 }
 
-/// One call through a filter under test.
+/// One call through a filter under test. Like the proxy, it keeps the call's state
+/// ([`crate::set_call_state`]) apart from the filter, so two test calls never share it.
 #[derive(Debug)]
 pub struct TestCall<F> {
     filter: F,
     interest: Interest,
+    state: Vec<u8>,
 }
 
 /// Configures `F` with `config` and starts a call of `method`, as the host would.
@@ -63,6 +65,7 @@ pub fn call<F: Filter>(config: &str, method: &str) -> Result<TestCall<F>, String
     Ok(TestCall {
         filter: F::new(Rc::new(settings), &info),
         interest,
+        state: Vec::new(),
     })
 }
 
@@ -85,47 +88,70 @@ impl<F: Filter> TestCall<F> {
         &mut self.filter
     }
 
+    /// What the filter kept for this call with [`crate::set_call_state`].
+    pub fn call_state(&self) -> &[u8] {
+        &self.state
+    }
+
+    /// Runs `hook` with this call's state lent to [`crate::call_state`], as the proxy
+    /// lends it to the instance running a hook.
+    fn with_state<R>(&mut self, hook: impl FnOnce(&mut F) -> R) -> R {
+        lend_state(&mut self.state);
+        let result = hook(&mut self.filter);
+        lend_state(&mut self.state);
+        result
+    }
+
     /// Runs `on_request_headers` on these pairs.
     pub fn request_headers(&mut self, pairs: &[(&str, &str)]) -> HeadersOutcome {
         let mut headers = Headers::from_pairs(pairs.iter().copied());
-        let result = self.filter.on_request_headers(&mut headers);
+        let result = self.with_state(|f| f.on_request_headers(&mut headers));
         outcome(result, headers)
     }
 
     /// Runs `on_request_message`.
     pub fn request_message(&mut self, message: &[u8]) -> Verdict {
-        self.filter.on_request_message(message)
+        self.with_state(|f| f.on_request_message(message))
     }
 
     /// Runs `on_request_frame`.
     pub fn request_frame(&mut self, frame: &[u8]) -> Verdict {
-        self.filter.on_request_frame(frame)
+        self.with_state(|f| f.on_request_frame(frame))
     }
 
     /// Runs `on_response_headers` on these pairs.
     pub fn response_headers(&mut self, pairs: &[(&str, &str)]) -> HeadersOutcome {
         let mut headers = Headers::from_pairs(pairs.iter().copied());
-        let result = self.filter.on_response_headers(&mut headers);
+        let result = self.with_state(|f| f.on_response_headers(&mut headers));
         outcome(result, headers)
     }
 
     /// Runs `on_response_message`.
     pub fn response_message(&mut self, message: &[u8]) -> Verdict {
-        self.filter.on_response_message(message)
+        self.with_state(|f| f.on_response_message(message))
     }
 
     /// Runs `on_response_frame`.
     pub fn response_frame(&mut self, frame: &[u8]) -> Verdict {
-        self.filter.on_response_frame(frame)
+        self.with_state(|f| f.on_response_frame(frame))
     }
 
     /// Runs `on_trailers` with this status and these trailer pairs.
     pub fn trailers(&mut self, status: &Status, pairs: &[(&str, &str)]) -> HeadersOutcome {
         let mut trailers = Headers::from_pairs(pairs.iter().copied());
-        let result = self.filter.on_trailers(status, &mut trailers);
+        let result = self.with_state(|f| f.on_trailers(status, &mut trailers));
         outcome(result, trailers)
     }
 }
+
+/// Swaps `state` with the one [`crate::call_state`] reads on this thread.
+#[cfg(not(target_arch = "wasm32"))]
+fn lend_state(state: &mut Vec<u8>) {
+    crate::host::imp::CALL_STATE.with(|lent| std::mem::swap(&mut *lent.borrow_mut(), state));
+}
+
+#[cfg(target_arch = "wasm32")]
+fn lend_state(_state: &mut Vec<u8>) {}
 
 /// Takes the log lines written on this thread so far.
 #[cfg(not(target_arch = "wasm32"))]

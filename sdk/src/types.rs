@@ -387,8 +387,10 @@ impl Interest {
     /// then lends an instance for one hook at a time rather than for the call, so a few
     /// warm instances serve all calls (a long stream holds none) — cheaper, and less memory
     /// per open stream. `Filter::new` may then run before any hook, so keep it cheap. A
-    /// plugin that does keep state (a counter, the previous message) must not say this: its
-    /// state would start afresh whenever another call used the instance in between.
+    /// plugin that keeps state in its `Filter` value (a counter, the previous message)
+    /// must not say this: that state would start afresh whenever another call used the
+    /// instance in between. Small state can instead be kept with the proxy, per call:
+    /// [`crate::call_state`] and [`crate::set_call_state`] work from any instance.
     ///
     /// ```
     /// let i = sluice_sdk::Interest::new().request_messages().stateless();

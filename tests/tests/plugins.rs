@@ -9,6 +9,7 @@ use sluice_tests::pb::helloworld::greeter_client::GreeterClient;
 use sluice_tests::pb::testing::*;
 use sluice_tests::plugins::PluginDir;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A proxy (auto body mode) whose only plugin is `crate_name` with `config`, as file
 /// `file`; the folder (kept while the proxy runs) and the loaded plugin with it.
@@ -222,17 +223,19 @@ async fn dedupe_drops_repeated_request_messages() {
     assert_eq!(response.into_inner().aggregated_payload_size, 40);
 }
 
-/// Calls one after another reuse the one pooled instance; each starts with fresh state
-/// (a hook with a new call number drops the previous call's): the first message of the
-/// second call is not a "repeat" of the last message of the first.
+/// Calls one after another reuse the one pooled instance of a plugin that keeps call
+/// state in it; each starts with fresh state (a hook with a new call number drops the
+/// previous call's): `every-other` drops the second of three messages in every call, not
+/// the first and third of the second call.
 #[tokio::test]
 async fn a_reused_instance_starts_each_call_afresh() {
     init_logs();
     let upstream = Upstream::start().await;
-    let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-dedupe", "dedupe", "").await;
+    let (_dir, proxy, plugin) =
+        one_plugin_proxy(&upstream, "10-every-other", "every_other", "held").await;
     let mut client = proxy.client().await;
     for call in 0..3 {
-        let requests = [10, 10].map(|n| StreamingInputCallRequest {
+        let requests = [10, 20, 30].map(|n| StreamingInputCallRequest {
             payload: payload(n),
         });
         let response = client
@@ -241,11 +244,81 @@ async fn a_reused_instance_starts_each_call_afresh() {
             .unwrap();
         assert_eq!(
             response.into_inner().aggregated_payload_size,
-            10,
+            40,
             "call {call}"
         );
         // The call is over once its response is in; its instance is back in the pool.
         until_idle(&plugin, 1, &format!("after call {call}")).await;
+    }
+}
+
+/// A stateless plugin keeps what it needs with the proxy, per call (`set-call-state`):
+/// two bidi streams, their messages interleaved, each get their own count and their own
+/// previous message although one instance serves both; a plugin keeping the count in
+/// its instance holds one per stream instead.
+#[tokio::test]
+async fn call_state_is_kept_per_call_apart_from_the_instances() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    for (crate_name, config, instances) in [
+        ("every_other", "kept", 1),
+        ("every_other", "held", 2),
+        ("dedupe", "", 1),
+    ] {
+        let what = format!("{crate_name} {config}");
+        let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-p", crate_name, config).await;
+        // Each stream has sent its first message (asking for a reply of size 4, read).
+        let open = || async {
+            let mut client = proxy.client().await;
+            let opened = open_duplex(&mut client, None);
+            tokio::time::timeout(Duration::from_secs(10), opened)
+                .await
+                .unwrap_or_else(|_| panic!("{what}: no reply to a first message"))
+                .unwrap()
+        };
+        let (first_tx, mut first) = open().await;
+        let (second_tx, mut second) = open().await;
+        for (tx, size) in [
+            (&first_tx, 5),
+            (&second_tx, 5),
+            (&first_tx, 5),
+            (&second_tx, 6),
+            (&first_tx, 6),
+        ] {
+            tx.send(ask(size)).await.expect("call open");
+        }
+        drop((first_tx, second_tx));
+        let mut sizes = Vec::new();
+        for replies in [&mut first, &mut second] {
+            let mut got = Vec::new();
+            while let Some(reply) = tokio::time::timeout(Duration::from_secs(10), replies.message())
+                .await
+                .expect("the replies end")
+                .unwrap()
+            {
+                got.push(reply.payload.map_or(0, |p| p.body.len()));
+            }
+            sizes.push(got);
+        }
+        let expected = match crate_name {
+            // The second and fourth message of each call dropped.
+            "every_other" => [vec![5], vec![6]],
+            // A message equal to the call's previous one dropped.
+            _ => [vec![5, 6], vec![5, 6]],
+        };
+        assert_eq!(sizes, expected, "{what}: reply sizes of each stream");
+        until_idle(&plugin, instances, &what).await;
+    }
+}
+
+fn ask(size: i32) -> StreamingOutputCallRequest {
+    StreamingOutputCallRequest {
+        response_parameters: vec![ResponseParameters {
+            size,
+            interval_us: 0,
+        }],
+        payload: None,
+        response_status: None,
     }
 }
 
@@ -386,8 +459,8 @@ async fn message_plugins_are_refused_in_raw_mode() {
 }
 
 /// A plugin that wants only request headers gives its instance back as soon as that hook
-/// ran; a stateless one (`size-limit`, message hooks both ways) holds one only while a
-/// hook runs; one with response hooks that keeps call state holds it until the call ends.
+/// ran; a stateless one (`size-limit`, message hooks both ways; `dedupe`, which keeps
+/// its call state with the proxy) holds one only while a hook runs; one with response hooks that keeps call state holds it until the call ends.
 #[tokio::test]
 async fn headers_only_and_stateless_plugins_hold_no_instance_during_a_stream() {
     init_logs();
@@ -399,6 +472,7 @@ async fn headers_only_and_stateless_plugins_hold_no_instance_during_a_stream() {
             "max_request_bytes = 1000\nmax_response_bytes = 1000",
             0,
         ),
+        ("dedupe", "", 0),
         ("chain_tag", "t", 1),
     ] {
         let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-p", crate_name, config).await;
@@ -419,7 +493,8 @@ async fn headers_only_and_stateless_plugins_hold_no_instance_during_a_stream() {
 
 /// Many streams through a stateless plugin share its instances: two open bidi streams,
 /// each past a message both ways through `size-limit`, made one instance, not one each
-/// (`dedupe`, which keeps the previous message of each call, holds one per stream).
+/// (`every-other held`, which counts each call's messages in its instance, holds one per
+/// stream).
 #[tokio::test]
 async fn stateless_plugins_share_instances_between_open_streams() {
     init_logs();
@@ -430,7 +505,7 @@ async fn stateless_plugins_share_instances_between_open_streams() {
             "max_request_bytes = 1000\nmax_response_bytes = 1000",
             1,
         ),
-        ("dedupe", "", 2),
+        ("every_other", "held", 2),
     ] {
         let (_dir, proxy, plugin) = one_plugin_proxy(&upstream, "10-p", crate_name, config).await;
         let mut client = proxy.client().await;
@@ -450,7 +525,10 @@ async fn stateless_plugins_share_instances_between_open_streams() {
 async fn request_only_plugins_leave_the_call_when_the_request_ends() {
     init_logs();
     let upstream = Upstream::start().await;
-    let dir = PluginDir::new(&[("10-dedupe", "dedupe", ""), ("20-tag", "chain_tag", "t")]);
+    let dir = PluginDir::new(&[
+        ("10-every-other", "every_other", "held"),
+        ("20-tag", "chain_tag", "t"),
+    ]);
     let proxy = proxy_with(&upstream, &dir, BodyMode::Auto).await;
     let plugins = proxy.proxy.registry().snapshot().plugins().to_vec();
     let in_use = || -> Vec<usize> { plugins.iter().map(|p| 1 - p.idle_instances()).collect() };
@@ -499,9 +577,12 @@ async fn request_only_plugins_leave_the_call_when_the_request_ends() {
         payload: None,
         response_status: None,
     };
-    tx.send(ask_slow).await.expect("call open");
+    // every-other drops the call's second message and forwards the third.
+    for _ in 0..2 {
+        tx.send(ask_slow.clone()).await.expect("call open");
+    }
     drop(tx);
-    until_idle(&plugins[0], 1, "dedupe after the request ended").await;
+    until_idle(&plugins[0], 1, "every-other after the request ended").await;
     assert_eq!(in_use(), [0, 1], "instances in use after the request ended");
     drop(replies);
     all_idle().await;
@@ -565,9 +646,9 @@ async fn finish((tx, mut replies): OpenCall) {
 async fn the_instance_pool_is_bounded_and_idle_instances_make_room() {
     init_logs();
     let upstream = Upstream::start().await;
-    // dedupe takes part in every call, hello-rewrite only in Greeter calls.
+    // every-other holds an instance in every call, hello-rewrite only in Greeter calls.
     let dir = PluginDir::new(&[
-        ("10-dedupe", "dedupe", ""),
+        ("10-every-other", "every_other", "held"),
         ("20-hello", "hello_rewrite", ""),
     ]);
     let mut config = sluice::Config::load(&Overrides {
@@ -583,7 +664,7 @@ async fn the_instance_pool_is_bounded_and_idle_instances_make_room() {
     let mut client = proxy.client().await;
     let first = open_duplex(&mut client, None)
         .await
-        .expect("reuses dedupe's idle instance");
+        .expect("reuses every-other's idle instance");
     let second = open_duplex(&mut client, None)
         .await
         .expect("hello-rewrite's idle instance is given up for it");
@@ -591,13 +672,13 @@ async fn the_instance_pool_is_bounded_and_idle_instances_make_room() {
         .await
         .expect_err("no room left");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
-    assert!(refused.message().contains("dedupe"), "{refused:?}");
+    assert!(refused.message().contains("every-other"), "{refused:?}");
     finish(first).await;
     finish(second).await;
-    let dedupe = proxy.proxy.registry().snapshot().plugins()[0].clone();
-    until_idle(&dedupe, 2, "dedupe after both calls").await;
+    let every_other = proxy.proxy.registry().snapshot().plugins()[0].clone();
+    until_idle(&every_other, 2, "every-other after both calls").await;
     // A Greeter call needs both plugins; hello-rewrite's instance is made again, in the
-    // room of one of dedupe's now idle ones.
+    // room of one of every-other's now idle ones.
     let channel = sluice_tests::fixture::channel(proxy.addr).await;
     let reply = GreeterClient::new(channel)
         .say_hello(HelloRequest { name: "ada".into() })

@@ -69,6 +69,12 @@ async fn hostile_plugins_end_only_their_call_when_fail_closed() {
             "max_output_bytes = 1048576\nhook_deadline_ms = 5000",
             FailureKind::Limit,
         ),
+        (
+            "giant-state",
+            "over its max_call_state_bytes of 1024",
+            "max_call_state_bytes = 1024",
+            FailureKind::Limit,
+        ),
     ] {
         let dir = PluginDir::new(&[("10-hostile", "hostile", mode)]);
         let proxy = proxy_with(&upstream, &dir, &format!("[plugin_defaults]\n{limits}\n")).await;
@@ -181,7 +187,7 @@ async fn plugins_that_cannot_load_are_refused_with_the_reason() {
         ("40-wrong-world", "sluice:filter"),
         (
             "45-old-interface",
-            "built against sluice:filter@0.2.0, but this proxy speaks sluice:filter@0.3.0",
+            "built against sluice:filter@0.2.0, but this proxy speaks sluice:filter@0.4.0",
         ),
     ] {
         let state = state(name);

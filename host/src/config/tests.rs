@@ -151,6 +151,7 @@ fn plugin_policies_have_defaults_and_overrides() {
         [plugin.10-auth]
         on_error = "fail-open"
         memory_bytes = 2097152
+        max_call_state_bytes = 16
     "#;
     let config = Config::from_toml(text, Path::new("x.toml"), &flags()).unwrap();
     let policies = &config.plugin_policies;
@@ -158,6 +159,8 @@ fn plugin_policies_have_defaults_and_overrides() {
     let auth = policies.for_plugin("10-auth");
     assert_eq!(auth.on_error, FailurePolicy::FailOpen);
     assert_eq!(auth.memory_bytes, 2 * 1024 * 1024);
+    assert_eq!(auth.max_call_state_bytes, 16);
+    assert_eq!(policies.defaults.max_call_state_bytes, 64 * 1024);
     assert_eq!(
         auth.hook_deadline,
         Duration::from_millis(20),
@@ -175,4 +178,12 @@ fn plugin_policies_have_defaults_and_overrides() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("on_error"), "{err}");
+    let err = Config::from_toml(
+        "[plugin_defaults]\nmax_call_state_bytes = 268435457",
+        Path::new("x.toml"),
+        &flags(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_call_state_bytes"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! The plugins of one call: for each plugin of the chain that wants the call's method, an
 //! instance of its own, serving the call until the plugin is done with it (a stateless
 //! plugin borrows one per hook instead; every hook is called with the call's number, and
-//! the first one starts the call in the plugin). Runs the hooks in chain order for the
+//! the first one starts the call in the plugin), and what each plugin keeps for the call
+//! with `set-call-state`, lent to the instance running its hook. Runs the hooks in chain order for the
 //! request and in reverse order for the response, applies the verdicts, and turns a
 //! trapped or timed-out plugin into a status for this call only (the instance is thrown
 //! away).
@@ -12,7 +13,7 @@ use super::registry::Chain;
 use super::runtime::FailurePolicy;
 use super::runtime::Instance;
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
-use super::store::CallContext;
+use super::store::{CallContext, CallState};
 use super::verdict::{self, BytesVerdict, HeadersDecision};
 use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
@@ -47,6 +48,19 @@ enum Lease {
 struct ActiveFilter {
     plugin: Arc<LoadedPlugin>,
     lease: Lease,
+    /// What the plugin keeps for this call with `set-call-state`, lent to the instance
+    /// running each of its hooks.
+    state: CallState,
+}
+
+impl ActiveFilter {
+    fn new(plugin: &Arc<LoadedPlugin>, lease: Lease) -> ActiveFilter {
+        ActiveFilter {
+            plugin: plugin.clone(),
+            lease,
+            state: CallState::new(plugin.limits().max_call_state_bytes),
+        }
+    }
 }
 
 /// The plugins taking part in one call.
@@ -87,10 +101,7 @@ impl CallPlugins {
             }
             if plugin.stateless() {
                 hooks |= plugin.hooks();
-                filters.push(ActiveFilter {
-                    plugin: plugin.clone(),
-                    lease: Lease::PerHook,
-                });
+                filters.push(ActiveFilter::new(plugin, Lease::PerHook));
                 continue;
             }
             let instance = match plugin.checkout(call) {
@@ -112,10 +123,7 @@ impl CallPlugins {
                 },
             };
             hooks |= plugin.hooks();
-            filters.push(ActiveFilter {
-                plugin: plugin.clone(),
-                lease: Lease::Held(instance),
-            });
+            filters.push(ActiveFilter::new(plugin, Lease::Held(instance)));
         }
         Ok((!filters.is_empty()).then_some(CallPlugins {
             call: call.clone(),
@@ -189,7 +197,16 @@ impl CallPlugins {
             .store
             .set_epoch_deadline(filter.plugin.limits().deadline_ticks());
         let exports = instance.plugin.sluice_filter_filter();
-        match hook(exports, &mut instance.store, self.call.id()) {
+        instance.store.data_mut().swap_call_state(&mut filter.state);
+        let result = hook(exports, &mut instance.store, self.call.id());
+        instance.store.data_mut().swap_call_state(&mut filter.state);
+        if let (Ok(_), Some(reason)) = (&result, filter.state.take_refusal()) {
+            if let Some(instance) = lent {
+                filter.plugin.checkin(instance);
+            }
+            return self.fail(index, hook_kind, FailureKind::Limit, what, reason);
+        }
+        match result {
             Ok(result) => {
                 if let Some(instance) = lent {
                     filter.plugin.checkin(instance);

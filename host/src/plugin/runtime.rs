@@ -57,6 +57,8 @@ pub struct PluginLimits {
     pub memory_bytes: usize,
     /// Largest `modify` output (message, frame) a plugin may return.
     pub max_output_bytes: usize,
+    /// Largest state a plugin may keep for one call with `set-call-state`.
+    pub max_call_state_bytes: usize,
     /// What a failure of the plugin does to the call.
     pub on_error: FailurePolicy,
 }
@@ -67,6 +69,7 @@ impl Default for PluginLimits {
             hook_deadline: Duration::from_millis(100),
             memory_bytes: 64 * 1024 * 1024,
             max_output_bytes: 16 * 1024 * 1024,
+            max_call_state_bytes: 64 * 1024,
             on_error: FailurePolicy::FailClosed,
         }
     }
@@ -127,7 +130,7 @@ fn stub_other_imports(
 
 /// The interface package this proxy speaks, as `sdk/wit/filter.wit` declares it (a test
 /// checks they agree).
-pub const INTERFACE_PACKAGE: &str = "sluice:filter@0.3.0";
+pub const INTERFACE_PACKAGE: &str = "sluice:filter@0.4.0";
 
 /// Refuses a plugin built against another version of the interface with a message that
 /// says so (the linker's own error only names a function of the wrong type).

@@ -1,6 +1,7 @@
 //! What each plugin instance's store holds: its WASI context (random numbers only), memory
-//! limits, the call it serves, what its running hook handed over, and the host side of the
-//! `host` imports (log, counters, current call, verdict payloads).
+//! limits, the call it serves, what its running hook handed over, the call state it may
+//! read and replace, and the host side of the `host` imports (log, counters, current call,
+//! verdict payloads, call state).
 
 use super::bindings;
 use std::collections::BTreeMap;
@@ -83,6 +84,54 @@ pub struct StoreData {
     call: Option<Arc<CallContext>>,
     /// What the running hook handed over besides its verdict.
     output: HookOutput,
+    /// The plugin's state for the call served, lent by the call for one hook.
+    call_state: CallState,
+}
+
+/// What a plugin keeps for one call with `set-call-state`, held by the proxy with the call
+/// (not in an instance) and lent to the instance running one of the call's hooks.
+#[derive(Debug, Default)]
+pub struct CallState {
+    /// The bytes kept.
+    bytes: Vec<u8>,
+    /// The largest state the plugin may keep.
+    cap: usize,
+    /// The size of a state the plugin tried to keep over the cap during the hook.
+    refused: Option<usize>,
+}
+
+impl CallState {
+    /// No state yet; at most `cap` bytes may be kept.
+    pub fn new(cap: usize) -> CallState {
+        CallState {
+            bytes: Vec::new(),
+            cap,
+            refused: None,
+        }
+    }
+
+    /// The bytes kept.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Why the last hook broke the cap, if it did (and forgets it).
+    pub fn take_refusal(&mut self) -> Option<String> {
+        self.refused.take().map(|size| {
+            format!(
+                "it kept {size} bytes of call state, over its max_call_state_bytes of {}",
+                self.cap
+            )
+        })
+    }
+
+    fn set(&mut self, bytes: Vec<u8>) {
+        if bytes.len() > self.cap {
+            self.refused = Some(bytes.len());
+        } else {
+            self.bytes = bytes;
+        }
+    }
 }
 
 /// What a hook hands the host besides its verdict: the bytes or headers of a `modify`
@@ -113,6 +162,7 @@ impl StoreData {
             counters,
             call: None,
             output: HookOutput::default(),
+            call_state: CallState::default(),
         }
     }
 
@@ -124,6 +174,12 @@ impl StoreData {
     /// Takes what the last hook handed over (leaving nothing for the next one).
     pub fn take_output(&mut self) -> HookOutput {
         std::mem::take(&mut self.output)
+    }
+
+    /// Lends the call's state to the instance for a hook, or (`swap` again after the hook)
+    /// takes it back: a move, never a copy.
+    pub fn swap_call_state(&mut self, state: &mut CallState) {
+        std::mem::swap(&mut self.call_state, state);
     }
 }
 
@@ -175,5 +231,14 @@ impl bindings::sluice::filter::host::Host for StoreData {
 
     fn set_status(&mut self, status: bindings::Status) {
         self.output.status = Some(status);
+    }
+
+    fn call_state(&mut self) -> Vec<u8> {
+        // Lowered into the plugin from this copy; the call keeps its own.
+        self.call_state.bytes.clone()
+    }
+
+    fn set_call_state(&mut self, state: Vec<u8>) {
+        self.call_state.set(state);
     }
 }

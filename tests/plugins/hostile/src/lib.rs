@@ -2,7 +2,8 @@
 //! metadata `x-hostile` (so other calls through the same proxy show that it is contained).
 //! Its config is one word: `loop` (never returns), `panic`, `memory-bomb` (allocates until
 //! the memory cap stops it), `giant-modify` (replaces each request message with 32 MiB),
-//! or `configure-error` (refuses to load); a second word `stateless` declares the plugin
+//! `giant-state` (keeps 1 MiB of call state at each request message), or
+//! `configure-error` (refuses to load); a second word `stateless` declares the plugin
 //! stateless (it then runs on instances lent for one hook; `panic` only, which decides in
 //! the request headers hook alone).
 
@@ -20,6 +21,8 @@ pub enum Mode {
     MemoryBomb,
     /// Return a 32 MiB `modify`.
     GiantModify,
+    /// Keep 1 MiB of call state with the proxy.
+    GiantState,
 }
 
 /// Per-call state.
@@ -39,11 +42,12 @@ impl Filter for Hostile {
             "panic" => Mode::Panic,
             "memory-bomb" => Mode::MemoryBomb,
             "giant-modify" => Mode::GiantModify,
+            "giant-state" => Mode::GiantState,
             "configure-error" => return Err("hostile: refusing to configure, as asked".into()),
             other => return Err(format!("hostile: unknown mode {other:?}")),
         };
         let interest = Interest::new().request_headers();
-        let interest = if mode == Mode::GiantModify {
+        let interest = if matches!(mode, Mode::GiantModify | Mode::GiantState) {
             interest.request_messages()
         } else {
             interest
@@ -83,15 +87,18 @@ impl Filter for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
-            Mode::GiantModify => Ok(()),
+            Mode::GiantModify | Mode::GiantState => Ok(()),
         }
     }
 
     fn on_request_message(&mut self, _message: &[u8]) -> Verdict {
-        if self.armed {
-            Verdict::Modify(vec![7u8; 32 << 20])
-        } else {
-            Verdict::Forward
+        match (self.armed, self.mode) {
+            (true, Mode::GiantState) => {
+                sluice_sdk::set_call_state(&vec![7u8; 1 << 20]);
+                Verdict::Forward
+            }
+            (true, _) => Verdict::Modify(vec![7u8; 32 << 20]),
+            (false, _) => Verdict::Forward,
         }
     }
 }
