@@ -11,7 +11,9 @@ started are stopped.
 
     python3 benches/ab.py --a OLD/sluice --b target/release/sluice --workload bidi --plugins chain
     python3 benches/ab.py --a target/release/sluice --b target/release/sluice --workload bidi \
-        --plugins chain --plugins-b stateless-chain
+        --plugins none --plugins-b chain
+    python3 benches/ab.py --a OLD/sluice --wasm-a OLD/target/wasm32-wasip2/release \
+        --b target/release/sluice --workload bidi --plugins chain
 """
 
 import argparse
@@ -27,10 +29,12 @@ def main():
     parser.add_argument("--b", required=True, help="the sluice binary to compare")
     parser.add_argument("--workload", choices=["unary64", "unary16k", "bidi", "stream"], default="unary64")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
-                        help="the plugins both builds load (`stateless-chain`: the chain with dedupe "
-                             "swapped for a second redact-fields)")
+                        help="the plugins both builds load (`chain`: the benchmark's 3-plugin message chain)")
     parser.add_argument("--plugins-b", choices=sorted(harness.PLUGIN_SETS),
                         help="other plugins for B (the same --a and --b binary then compares plugin sets)")
+    parser.add_argument("--wasm-a", metavar="DIR",
+                        help="the folder A's plugins come from (default: this tree's build), for an A that "
+                             "speaks another plugin interface (a build of an older commit, with its plugins)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
@@ -44,8 +48,9 @@ def main():
         plugins = {"A": harness.PLUGIN_SETS[args.plugins], "B": harness.PLUGIN_SETS[args.plugins_b or args.plugins]}
         targets = []
         try:
+            wasm = {"A": Path(args.wasm_a) if args.wasm_a else None, "B": None}
             for name, binary in (("A", args.a), ("B", args.b)):
-                targets.append(harness.start_sluice(work, upstream_port, name, plugins[name], Path(binary)))
+                targets.append(harness.start_sluice(work, upstream_port, name, plugins[name], Path(binary), wasm[name]))
 
             _, _, run = harness.all_workloads(work, args.seconds, stats_port)[args.workload]
             cpu = {"A": [], "B": []}

@@ -123,19 +123,17 @@ CHAIN_PLUGINS = [
     ("30-dedupe", "dedupe", ""),
 ]
 
-# The chain with `dedupe`, which keeps an instance per open stream, swapped for a second
-# `redact-fields`, which takes an instance per hook: what holding instances costs.
-STATELESS_CHAIN_PLUGINS = CHAIN_PLUGINS[:2] + [("30-redact-again", "redact_fields", CHAIN_PLUGINS[1][2])]
-
 # The plugin sets benches/ab.py and benches/instructions.py take (`--plugins`).
-PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS, "stateless-chain": STATELESS_CHAIN_PLUGINS}
+PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS}
 
 
-def plugin_dir(work, name, plugins):
+def plugin_dir(work, name, plugins, wasm=None):
+    """A plugin folder for target `name`: `plugins` copied from `wasm` (default: this
+    tree's build)."""
     folder = work / name
     folder.mkdir()
     for stem, crate, config in plugins:
-        shutil.copy(WASM / f"{crate}.wasm", folder / f"{stem}.wasm")
+        shutil.copy((wasm or WASM) / f"{crate}.wasm", folder / f"{stem}.wasm")
         if config:
             (folder / f"{stem}.toml").write_text(config)
     return folder
@@ -148,11 +146,11 @@ def sluice_command(binary, port, upstream, *extra):
             "--no-access-log", "--no-watch", "--threads", str(PROXY_THREADS), *extra]
 
 
-def start_sluice(work, upstream, name, plugins=None, binary=None):
+def start_sluice(work, upstream, name, plugins=None, binary=None, wasm=None):
     port = free_port()
     command = sluice_command(binary or RELEASE / "sluice", port, upstream)
     if plugins is not None:
-        command += ["--plugins", str(plugin_dir(work, name, plugins))]
+        command += ["--plugins", str(plugin_dir(work, name, plugins, wasm))]
     return start(command, port, name, env={**os.environ, "RUST_LOG": "warn"})
 
 
@@ -412,6 +410,11 @@ def main():
     parser.add_argument("--baseline", metavar="SLUICE_BINARY",
                         help="another sluice binary (e.g. a build of an older commit): every sluice target is "
                              "also measured with it, in the same interleaved rounds, named '... [baseline]'")
+    parser.add_argument("--baseline-wasm", metavar="DIR",
+                        help="the folder the baseline's plugins come from (NAME.wasm as scripts/build-plugins.sh "
+                             "makes them), for a baseline that speaks another plugin interface; default: this "
+                             "tree's plugins. Such a baseline's chain is measured with at most 500 idle streams "
+                             "(its dedupe held an instance per stream)")
     parser.add_argument("--proxy-threads", type=int, default=os.cpu_count() or 2,
                         help="threads for every proxy: sluice --threads, HAProxy nbthread, nginx worker_processes")
     args = parser.parse_args()
@@ -442,7 +445,8 @@ def main():
         for name, plugins in sluice_targets:
             targets.append(start_sluice(work, upstream_port, name, plugins))
             if args.baseline:
-                targets.append(start_sluice(work, upstream_port, f"{name} [baseline]", plugins, Path(args.baseline)))
+                targets.append(start_sluice(work, upstream_port, f"{name} [baseline]", plugins, Path(args.baseline),
+                                            Path(args.baseline_wasm) if args.baseline_wasm else None))
         for key, starter, label in (("haproxy", start_haproxy, "HAProxy"), ("nginx", start_nginx, "nginx")):
             if not want(key):
                 continue
@@ -482,11 +486,14 @@ def main():
                     "peak_rss_kib": max(r["peak_rss_kib"] or 0 for r in ok) or None,
                 }
         run_idle = wanted_workloads is None or "idle" in wanted_workloads
-        # A call through message plugins holds one instance per plugin while it is open
-        # (the plugins keep per-call state), and the instance pool is capped at 2,000:
-        # the 3-plugin chain is measured with fewer streams.
-        idle = {t.name: idle_streams(t, min(args.idle_streams, 500) if "chain" in t.name else args.idle_streams)
-                for t in targets if t.process and run_idle}
+        # The chain's plugins are all stateless (dedupe keeps its call state with the
+        # proxy): an open stream holds no instance, so every target gets the same streams.
+        # A baseline build from before that (`--baseline-wasm`) held one `dedupe` instance
+        # per stream, and the instance pool is capped at 2,000: it gets 500.
+        def streams(target):
+            held = "chain" in target.name and "[baseline]" in target.name and args.baseline_wasm
+            return min(args.idle_streams, 500) if held else args.idle_streams
+        idle = {t.name: idle_streams(t, streams(t)) for t in targets if t.process and run_idle}
         # Memory with the seven example plugins loaded, idle.
         seven_rss = None
         if run_idle:

@@ -16,8 +16,7 @@ on 128 streams, per round trip), `stream` (bench-client's server streaming, per 
 Each binary is measured --runs times, in turn. Needs valgrind (apt-get install valgrind),
 h2load and the release bench binaries; builds nothing (benches/run.sh does).
 
-`--plugins chain` loads the benchmark's 3-plugin message chain (`stateless-chain`: the same
-with `dedupe` swapped for a second `redact-fields`). Wasmtime's instance pool
+`--plugins chain` loads the benchmark's 3-plugin message chain. Wasmtime's instance pool
 reserves more address space than valgrind can map, so sluice then runs with
 SLUICE_WASM_SMALL_MEMORIES (64 MiB plugin memories with explicit bounds checks instead of
 4 GiB reservations with guard pages) and a pool of 400 instances: the plugins' own code is
@@ -45,7 +44,8 @@ STREAM_REPLIES = 1000
 # What the plugins need to run under valgrind (see the module's text).
 SMALL_MEMORIES = {"SLUICE_WASM_SMALL_MEMORIES": "1"}
 # Instances the pool holds with the chain: 800 memories of 64 MiB fit in valgrind's address
-# space (the default 2,000 do not); bidi's 128 streams need 128 of `dedupe` and a few more.
+# space (the default 2,000 do not). The chain's plugins now share a few instances; 400 is
+# what a chain holding an instance per stream needs (bidi's 128 streams, a few more).
 CHAIN_INSTANCES = 400
 
 
@@ -166,8 +166,7 @@ def main():
     parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
-                        help="`chain`: the benchmark's 3-plugin message chain (see above); "
-                             "`stateless-chain`: the chain with dedupe swapped for a second redact-fields")
+                        help="`chain`: the benchmark's 3-plugin message chain (see above)")
     args = parser.parse_args()
     harness.exit_on_sigterm()
     for tool in ("valgrind", "callgrind_control", "h2load"):

@@ -110,9 +110,9 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
-        // The same chain with 128 calls in flight taking turns, each holding its own
-        // `dedupe` instance (the stateless plugins lend theirs per message): what a proxy
-        // with many open streams sees (held instances cold in the caches).
+        // The same chain with 128 calls in flight taking turns, each with its own call
+        // state in `dedupe` (all three plugins lend their instances per message): what a
+        // proxy with many open streams sees.
         let chain = Chain::new(chain_3.clone());
         let mut stages: Vec<MessageStage> = (0..128).map(|_| request_stage(&chain)).collect();
         let mut i = 0usize;
