@@ -2,10 +2,10 @@
 //! instance of its own, serving the call until the plugin is done with it (a stateless
 //! plugin borrows one per hook instead; every hook is called with the call's number, and
 //! the first one starts the call in the plugin), and what each plugin keeps for the call
-//! with `set-call-state`, lent to the instance running its hook. Runs the hooks in chain order for the
-//! request and in reverse order for the response, applies the verdicts, and turns a
-//! trapped or timed-out plugin into a status for this call only (the instance is thrown
-//! away).
+//! with `set-call-state`, lent to the instance running its hook. Runs the hooks in chain
+//! order for the request and in reverse order for the response, applies the verdicts, and
+//! turns a trapped or timed-out plugin into a status for this call only (the instance is
+//! thrown away).
 
 use super::bindings::Hooks;
 use super::loaded::LoadedPlugin;
