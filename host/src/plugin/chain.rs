@@ -13,7 +13,7 @@ use super::registry::Chain;
 use super::runtime::FailurePolicy;
 use super::runtime::Instance;
 use super::stats::{CallActions, FailureKind, Hook, Outcome};
-use super::store::{CallContext, CallState};
+use super::store::CallContext;
 use super::verdict::{self, BytesVerdict, HeadersDecision};
 use super::wit_headers::{RESERVED_REQUEST, RESERVED_RESPONSE, RESERVED_TRAILERS, apply, to_wit};
 use crate::grpc::{Code, Status};
@@ -50,7 +50,7 @@ struct ActiveFilter {
     lease: Lease,
     /// What the plugin keeps for this call with `set-call-state`, lent to the instance
     /// running each of its hooks.
-    state: CallState,
+    state: Vec<u8>,
 }
 
 impl ActiveFilter {
@@ -58,7 +58,7 @@ impl ActiveFilter {
         ActiveFilter {
             plugin: plugin.clone(),
             lease,
-            state: CallState::new(plugin.limits().max_call_state_bytes),
+            state: Vec::new(),
         }
     }
 }
@@ -199,19 +199,18 @@ impl CallPlugins {
         let exports = instance.plugin.sluice_filter_filter();
         instance.store.data_mut().swap_call_state(&mut filter.state);
         let result = hook(exports, &mut instance.store, self.call.id());
-        instance.store.data_mut().swap_call_state(&mut filter.state);
-        if let (Ok(_), Some(reason)) = (&result, filter.state.take_refusal()) {
-            if let Some(instance) = lent {
-                filter.plugin.checkin(instance);
-            }
-            return self.fail(index, hook_kind, FailureKind::Limit, what, reason);
-        }
+        let data = instance.store.data_mut();
+        data.swap_call_state(&mut filter.state);
+        let refusal = data.take_call_state_refusal();
         match result {
             Ok(result) => {
                 if let Some(instance) = lent {
                     filter.plugin.checkin(instance);
                 }
-                Ok(Some(result))
+                match refusal {
+                    Some(reason) => self.fail(index, hook_kind, FailureKind::Limit, what, reason),
+                    None => Ok(Some(result)),
+                }
             }
             Err(err) => {
                 // A lent instance that failed is not given back: dropped here.

@@ -370,6 +370,7 @@ impl Runtime {
                 .build(),
             name,
             counters,
+            limits.max_call_state_bytes,
         );
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);

@@ -85,53 +85,11 @@ pub struct StoreData {
     /// What the running hook handed over besides its verdict.
     output: HookOutput,
     /// The plugin's state for the call served, lent by the call for one hook.
-    call_state: CallState,
-}
-
-/// What a plugin keeps for one call with `set-call-state`, held by the proxy with the call
-/// (not in an instance) and lent to the instance running one of the call's hooks.
-#[derive(Debug, Default)]
-pub struct CallState {
-    /// The bytes kept.
-    bytes: Vec<u8>,
-    /// The largest state the plugin may keep.
-    cap: usize,
-    /// The size of a state the plugin tried to keep over the cap during the hook.
-    refused: Option<usize>,
-}
-
-impl CallState {
-    /// No state yet; at most `cap` bytes may be kept.
-    pub fn new(cap: usize) -> CallState {
-        CallState {
-            bytes: Vec::new(),
-            cap,
-            refused: None,
-        }
-    }
-
-    /// The bytes kept.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Why the last hook broke the cap, if it did (and forgets it).
-    pub fn take_refusal(&mut self) -> Option<String> {
-        self.refused.take().map(|size| {
-            format!(
-                "it kept {size} bytes of call state, over its max_call_state_bytes of {}",
-                self.cap
-            )
-        })
-    }
-
-    fn set(&mut self, bytes: Vec<u8>) {
-        if bytes.len() > self.cap {
-            self.refused = Some(bytes.len());
-        } else {
-            self.bytes = bytes;
-        }
-    }
+    call_state: Vec<u8>,
+    /// The largest state the plugin may keep for a call (`max_call_state_bytes`).
+    call_state_cap: usize,
+    /// The size of a state the running hook tried to keep over the cap.
+    refused_call_state: Option<usize>,
 }
 
 /// What a hook hands the host besides its verdict: the bytes or headers of a `modify`
@@ -153,6 +111,7 @@ impl StoreData {
         limits: StoreLimits,
         plugin: Arc<str>,
         counters: Arc<PluginCounters>,
+        call_state_cap: usize,
     ) -> StoreData {
         StoreData {
             wasi,
@@ -162,7 +121,9 @@ impl StoreData {
             counters,
             call: None,
             output: HookOutput::default(),
-            call_state: CallState::default(),
+            call_state: Vec::new(),
+            call_state_cap,
+            refused_call_state: None,
         }
     }
 
@@ -178,8 +139,18 @@ impl StoreData {
 
     /// Lends the call's state to the instance for a hook, or (`swap` again after the hook)
     /// takes it back: a move, never a copy.
-    pub fn swap_call_state(&mut self, state: &mut CallState) {
+    pub fn swap_call_state(&mut self, state: &mut Vec<u8>) {
         std::mem::swap(&mut self.call_state, state);
+    }
+
+    /// Why the last hook broke the call-state cap, if it did (and forgets it).
+    pub fn take_call_state_refusal(&mut self) -> Option<String> {
+        self.refused_call_state.take().map(|size| {
+            format!(
+                "it kept {size} bytes of call state, over its max_call_state_bytes of {}",
+                self.call_state_cap
+            )
+        })
     }
 }
 
@@ -235,10 +206,16 @@ impl bindings::sluice::filter::host::Host for StoreData {
 
     fn call_state(&mut self) -> Vec<u8> {
         // Lowered into the plugin from this copy; the call keeps its own.
-        self.call_state.bytes.clone()
+        self.call_state.clone()
     }
 
     fn set_call_state(&mut self, state: Vec<u8>) {
-        self.call_state.set(state);
+        if self.call.is_none() {
+            // Outside a hook (in `configure`) there is no call to keep it for.
+        } else if state.len() > self.call_state_cap {
+            self.refused_call_state = Some(state.len());
+        } else {
+            self.call_state = state;
+        }
     }
 }
