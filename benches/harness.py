@@ -160,6 +160,14 @@ def start_upstream(port, stats_port):
                  port, "upstream")
 
 
+def start_relay(work, upstream):
+    """`h2-relay`: the h2 crate relaying every stream and nothing else, the floor of the
+    stack sluice is built on (see benches/src/bin/h2-relay.rs)."""
+    port = free_port()
+    return start([str(RELEASE / "h2-relay"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
+                  "--threads", str(PROXY_THREADS)], port, "h2 relay (floor)")
+
+
 def start_nginx(work, upstream):
     if not shutil.which("nginx"):
         return None
@@ -405,7 +413,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--idle-streams", type=int, default=10000)
     parser.add_argument("--out", default=str(ROOT / "benches" / "results"))
-    parser.add_argument("--targets", default="all", help="comma-separated: direct,sluice,headers,chain,haproxy,nginx")
+    parser.add_argument("--targets", default="all", help="comma-separated: direct,sluice,headers,chain,relay,haproxy,nginx "
+                                                             "(relay: the bare h2 crate relaying streams, the floor of sluice's stack)")
     parser.add_argument("--workloads", default="all", help="comma-separated: unary64,unary16k,bidi,stream,idle")
     parser.add_argument("--baseline", metavar="SLUICE_BINARY",
                         help="another sluice binary (e.g. a build of an older commit): every sluice target is "
@@ -447,6 +456,8 @@ def main():
             if args.baseline:
                 targets.append(start_sluice(work, upstream_port, f"{name} [baseline]", plugins, Path(args.baseline),
                                             Path(args.baseline_wasm) if args.baseline_wasm else None))
+        if want("relay"):
+            targets.append(start_relay(work, upstream_port))
         for key, starter, label in (("haproxy", start_haproxy, "HAProxy"), ("nginx", start_nginx, "nginx")):
             if not want(key):
                 continue
