@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod chain;
+pub mod idle;
 pub mod loaded;
 pub mod registry;
 pub mod runtime;

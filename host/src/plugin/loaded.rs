@@ -3,7 +3,8 @@
 //! reused across calls (an instance that trapped is never returned to the pool).
 
 use super::bindings::{Hooks, PluginPre};
-use super::runtime::{IdlePool, Instance, PluginLimits, Runtime};
+use super::idle::IdlePool;
+use super::runtime::{Instance, PluginLimits, Runtime};
 use super::stats::PluginStats;
 use super::store::{CallContext, PluginCounters, StoreData};
 use crate::routing::Pattern;
@@ -11,11 +12,6 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// Idle instances kept per plugin version for reuse: enough for the calls a busy proxy has
-/// open at once, so instances are not made and thrown away under load (instantiation, and
-/// the page faults of a fresh linear memory, cost far more than a hook call).
-const MAX_IDLE_INSTANCES: usize = 512;
 
 /// Hex SHA-256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> String {
@@ -115,7 +111,7 @@ impl LoadedPlugin {
             stats: PluginStats::default(),
             idle: {
                 let idle = runtime.idle_pool();
-                idle.lock().expect("idle lock").push(instance);
+                idle.put(instance);
                 idle
             },
         })
@@ -217,8 +213,7 @@ impl LoadedPlugin {
     /// An instance serving `call` (what its `current-call` import answers): a reused idle
     /// one, or a new configured one.
     pub fn checkout(&self, call: &Arc<CallContext>) -> Result<Instance, String> {
-        let idle = self.idle.lock().expect("idle lock").pop();
-        let mut instance = match idle {
+        let mut instance = match self.idle.take() {
             Some(instance) => instance,
             None => {
                 let mut instance = self.runtime.instantiate(
@@ -237,16 +232,13 @@ impl LoadedPlugin {
 
     /// Instances waiting in the pool for the next call.
     pub fn idle_instances(&self) -> usize {
-        self.idle.lock().expect("idle lock").len()
+        self.idle.len()
     }
 
     /// Returns a healthy instance for reuse; it serves no call until checked out again.
     pub fn checkin(&self, mut instance: Instance) {
         instance.store.data_mut().serve(None);
-        let mut idle = self.idle.lock().expect("idle lock");
-        if idle.len() < MAX_IDLE_INSTANCES {
-            idle.push(instance);
-        }
+        self.idle.put(instance);
     }
 }
 

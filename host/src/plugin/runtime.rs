@@ -11,6 +11,7 @@
 //! async runtime, which they must not.)
 
 use super::bindings::{Plugin, PluginPre};
+use super::idle::IdlePool;
 use super::store::{PluginCounters, StoreData};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -168,9 +169,6 @@ pub enum RuntimeError {
     Engine(String),
 }
 
-/// Idle instances of one plugin version, waiting for calls.
-pub type IdlePool = Mutex<Vec<Instance>>;
-
 /// The shared engine and linker.
 #[derive(Clone)]
 pub struct Runtime {
@@ -300,9 +298,11 @@ impl Runtime {
             .map_err(|e| format!("does not export the sluice:filter interface: {e:#}"))
     }
 
-    /// A new idle pool, given up by [`Runtime::instantiate`] when the instance pool is full.
+    /// A new idle pool (a shard per core), given up by [`Runtime::instantiate`] when the
+    /// instance pool is full.
     pub fn idle_pool(&self) -> Arc<IdlePool> {
-        let pool = Arc::new(IdlePool::default());
+        let shards = std::thread::available_parallelism().map_or(1, usize::from);
+        let pool = Arc::new(IdlePool::new(shards.min(64)));
         let mut pools = self.idle_pools.lock().expect("idle pools lock");
         pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(&pool));
@@ -321,8 +321,8 @@ impl Runtime {
         pools
             .iter()
             .map(|pool| {
-                // Taken under the lock, dropped after it: a checkout need not wait.
-                let idle = std::mem::take(&mut *pool.lock().expect("idle lock"));
+                // Taken under the locks, dropped after them: a checkout need not wait.
+                let idle = pool.drain();
                 idle.len()
             })
             .sum()
