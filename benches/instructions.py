@@ -10,6 +10,10 @@ not in them.
 
     python3 benches/instructions.py --binary OLD/sluice --binary target/release/sluice
     python3 benches/instructions.py --workload bidi --binary OLD/sluice --binary NEW/sluice
+    python3 benches/instructions.py --binary target/release/h2-relay --binary target/release/sluice
+
+A binary named `h2-relay` (the floor of sluice's HTTP/2 stack, benches/src/bin/h2-relay.rs)
+runs with its own flags and takes no sluice flags (`--plugins none` only).
 
 Workloads: `unary` (h2load, instructions per call), `bidi` (bench-client's 64 B ping-pong
 on 128 streams, per round trip), `stream` (bench-client's server streaming, per message).
@@ -53,11 +57,15 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               *harness.sluice_command(binary, port, upstream_port, *sluice_args)]
+    if Path(binary).name == "h2-relay":
+        proxy = [str(binary), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
+                 "--threads", str(harness.PROXY_THREADS)]
+    else:
+        proxy = harness.sluice_command(binary, port, upstream_port, *sluice_args)
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *proxy]
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
-    target = harness.Target("sluice under callgrind", port, process)
+    target = harness.Target(f"{Path(binary).name} under callgrind", port, process)
     try:
         harness.wait_port(port, timeout=120)
         try:
@@ -169,6 +177,8 @@ def main():
                         help="`chain`: the benchmark's 3-plugin message chain (see above)")
     args = parser.parse_args()
     harness.exit_on_sigterm()
+    if args.plugins != "none" and any(Path(b).name == "h2-relay" for b in args.binary):
+        sys.exit("h2-relay runs no plugins: measure it with --plugins none")
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (valgrind: apt-get install valgrind; h2load: nghttp2-client)")
