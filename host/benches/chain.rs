@@ -3,36 +3,14 @@
 //! `modify` plugin and a 3-plugin chain, for 64 B, 1 KiB and 16 KiB messages.
 //! Run with: `scripts/build-plugins.sh && cargo bench -p sluice --bench chain`
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::{framed, load, new_call, request_stage};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::grpc::{Encoding, encode_message};
-use sluice::plugin::{
-    BodyHook, CallContext, CallPlugins, Chain, Direction, LoadedPlugin, PluginLimits, Runtime,
-};
+use sluice::plugin::{CallPlugins, Chain, LoadedPlugin, Runtime};
 use sluice::proxy::MessageStage;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
-fn wasm(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../target/wasm32-wasip2/release/{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/build-plugins.sh first",
-        path.display()
-    );
-    path
-}
-
-/// Loads `name.wasm` with `config` written beside a copy of it.
-fn load(runtime: &Runtime, name: &str, config: &str) -> Arc<LoadedPlugin> {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{name}.wasm"));
-    std::fs::copy(wasm(name), &file).unwrap();
-    std::fs::write(dir.join(format!("{name}.toml")), config).unwrap();
-    Arc::new(LoadedPlugin::load(runtime, &file, PluginLimits::default()).unwrap())
-}
+use std::sync::Arc;
 
 /// A protobuf message of about `len` bytes: field 1 (bytes) filled, field 2 = 7.
 fn message(len: usize) -> Vec<u8> {
@@ -47,29 +25,6 @@ fn message(len: usize) -> Vec<u8> {
     out.extend(std::iter::repeat_n(b'x', body));
     out.extend([0x10, 0x07]);
     out
-}
-
-/// A new call of `/bench.Svc/Call`.
-fn new_call() -> Arc<CallContext> {
-    Arc::new(CallContext::new(
-        "/bench.Svc/Call".into(),
-        "bench".into(),
-        None,
-    ))
-}
-
-/// The request message stage of a new call through `chain`.
-fn request_stage(chain: &Chain) -> MessageStage {
-    let call = CallPlugins::start(chain, &new_call()).unwrap();
-    let hook = call.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
-    MessageStage::new(Encoding::Identity, 64 << 20, hook)
-}
-
-/// `message` with its gRPC length prefix.
-fn framed(message: &[u8]) -> Bytes {
-    let mut framed = BytesMut::new();
-    encode_message(message, &mut framed);
-    framed.freeze()
 }
 
 fn bench(c: &mut Criterion) {

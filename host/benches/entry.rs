@@ -8,15 +8,11 @@
 //! component a second time, in its `realloc`, for room).
 //! Run with: `scripts/build-plugins.sh && cargo bench -p sluice --bench entry`
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use common::{framed, load, request_stage};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice::grpc::{Encoding, encode_message};
-use sluice::plugin::{
-    BodyHook, CallContext, CallPlugins, Chain, Direction, LoadedPlugin, PluginLimits, Runtime,
-};
-use sluice::proxy::MessageStage;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use sluice::plugin::{Chain, Runtime};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -42,35 +38,6 @@ const BARE_COMPONENT: &str = r#"
       (realloc (core func $i "realloc")))))
 "#;
 
-fn size_limit() -> Arc<LoadedPlugin> {
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/size_limit.wasm");
-    assert!(
-        built.exists(),
-        "{} missing: run scripts/build-plugins.sh first",
-        built.display()
-    );
-    let dir = std::env::temp_dir().join(format!("sluice-entry-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("size_limit.wasm");
-    std::fs::copy(&built, &file).unwrap();
-    std::fs::write(dir.join("size_limit.toml"), "max_request_bytes = 100000000").unwrap();
-    let runtime = Runtime::new(None, 100).unwrap();
-    Arc::new(LoadedPlugin::load(&runtime, &file, PluginLimits::default()).unwrap())
-}
-
-/// The request message stage of a new call through `plugins`.
-fn stage(plugins: Vec<Arc<LoadedPlugin>>) -> MessageStage {
-    let call = Arc::new(CallContext::new(
-        "/bench.Svc/Call".into(),
-        "bench".into(),
-        None,
-    ));
-    let plugins = CallPlugins::start(&Chain::new(plugins), &call).unwrap();
-    let hook = plugins.map(|c| BodyHook::new(Arc::new(Mutex::new(c)), Direction::Request));
-    MessageStage::new(Encoding::Identity, 64 << 20, hook)
-}
-
 /// An engine set up as sluice's plugin runtime sets up its own.
 fn engine() -> Engine {
     let mut config = Config::new();
@@ -89,30 +56,21 @@ fn engine() -> Engine {
 
 fn bench(c: &mut Criterion) {
     let message = vec![b'x'; 64];
-    let mut framed = BytesMut::new();
-    encode_message(&message, &mut framed);
-    let framed: Bytes = framed.freeze();
+    let framed = framed(&message);
+    let runtime = Runtime::new(None, 100).unwrap();
+    let size_limit = load(&runtime, "size_limit", "max_request_bytes = 100000000");
 
     let mut group = c.benchmark_group("entry");
     group.throughput(Throughput::Elements(1));
-    let mut bare_stage = stage(vec![]);
-    group.bench_function("stage-no-plugin/64", |b| {
-        b.iter(|| {
-            bare_stage
-                .on_data(framed.clone())
-                .unwrap()
-                .expect("a message")
-        })
-    });
-    let mut plugin_stage = stage(vec![size_limit()]);
-    group.bench_function("stage-one-plugin/64", |b| {
-        b.iter(|| {
-            plugin_stage
-                .on_data(framed.clone())
-                .unwrap()
-                .expect("a message")
-        })
-    });
+    for (name, plugins) in [
+        ("stage-no-plugin/64", vec![]),
+        ("stage-one-plugin/64", vec![size_limit]),
+    ] {
+        let mut stage = request_stage(&Chain::new(plugins));
+        group.bench_function(name, |b| {
+            b.iter(|| stage.on_data(framed.clone()).unwrap().expect("a message"))
+        });
+    }
 
     let engine = engine();
     let component = Component::new(&engine, wat::parse_str(BARE_COMPONENT).unwrap()).unwrap();
