@@ -160,12 +160,17 @@ def start_upstream(port, stats_port):
                  port, "upstream")
 
 
-def start_relay(work, upstream):
+def relay_command(binary, port, upstream):
+    """How every benchmark runs `h2-relay`: on `port`, to `upstream`, PROXY_THREADS threads."""
+    return [str(binary), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
+            "--threads", str(PROXY_THREADS)]
+
+
+def start_relay(upstream):
     """`h2-relay`: the h2 crate relaying every stream and nothing else, the floor of the
     stack sluice is built on (see benches/src/bin/h2-relay.rs)."""
     port = free_port()
-    return start([str(RELEASE / "h2-relay"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
-                  "--threads", str(PROXY_THREADS)], port, "h2 relay (floor)")
+    return start(relay_command(RELEASE / "h2-relay", port, upstream), port, "h2 relay (floor)")
 
 
 def start_nginx(work, upstream):
@@ -457,7 +462,7 @@ def main():
                 targets.append(start_sluice(work, upstream_port, f"{name} [baseline]", plugins, Path(args.baseline),
                                             Path(args.baseline_wasm) if args.baseline_wasm else None))
         if want("relay"):
-            targets.append(start_relay(work, upstream_port))
+            targets.append(start_relay(upstream_port))
         for key, starter, label in (("haproxy", start_haproxy, "HAProxy"), ("nginx", start_nginx, "nginx")):
             if not want(key):
                 continue

@@ -58,8 +58,7 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     port = harness.free_port()
     out = work / f"callgrind.{port}"
     if Path(binary).name == "h2-relay":
-        proxy = [str(binary), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
-                 "--threads", str(harness.PROXY_THREADS)]
+        proxy = harness.relay_command(binary, port, upstream_port)
     else:
         proxy = harness.sluice_command(binary, port, upstream_port, *sluice_args)
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *proxy]
