@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod h2_shared;
 pub mod metrics;
 pub mod plugin;
 pub mod proxy;

@@ -7,6 +7,7 @@
 //! their streams with `h2` directly from their own tasks (`connection`, `pump`).
 
 use crate::config::{Balancing, ClusterConfig, HealthCheck, Limits};
+use crate::h2_shared::RecvBody;
 use crate::proxy::RequestBody;
 use crate::tls::ClientTls;
 use arc_swap::ArcSwapOption;
@@ -25,9 +26,6 @@ use tokio::net::TcpStream;
 mod connection;
 mod health;
 mod pump;
-mod response_body;
-
-pub use response_body::UpstreamBody;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -226,7 +224,7 @@ impl Cluster {
     pub async fn send(
         &self,
         request: Request<RequestBody>,
-    ) -> Result<(Response<UpstreamBody>, InFlight), UpstreamError> {
+    ) -> Result<(Response<RecvBody>, InFlight), UpstreamError> {
         let (mut head, body) = request.into_parts();
         if self.tls {
             let mut parts = head.uri.clone().into_parts();
@@ -275,7 +273,7 @@ impl Cluster {
                 Pump::new(body, stream).start();
             }
             return match response.await {
-                Ok(response) => Ok((response.map(UpstreamBody::new), guard)),
+                Ok(response) => Ok((response.map(RecvBody::new), guard)),
                 Err(source) => Err(UpstreamError::Request {
                     endpoint: endpoint.address.to_string(),
                     source,

@@ -9,8 +9,9 @@ use super::observe::CallRecord;
 use super::request_body::BodyError;
 use crate::grpc::names::GRPC_STATUS;
 use crate::grpc::{Code, Status};
+use crate::h2_shared::RecvBody;
 use crate::plugin::BodyHook;
-use crate::upstream::{InFlight, UpstreamBody};
+use crate::upstream::InFlight;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use std::future::Future;
@@ -116,9 +117,9 @@ enum State {
     /// One data frame (a plain HTTP error text), then done.
     Text(Bytes),
     /// Upstream frames, forwarded as they come.
-    Raw(UpstreamBody),
+    Raw(RecvBody),
     /// Upstream messages, de-framed and re-framed.
-    Message(UpstreamBody, Box<MessageStage>),
+    Message(RecvBody, Box<MessageStage>),
 }
 
 impl Call {
@@ -150,7 +151,7 @@ impl ResponseBody {
     }
 
     /// The upstream body forwarded untouched.
-    pub fn raw(inner: UpstreamBody, call: CallGuard) -> ResponseBody {
+    pub fn raw(inner: RecvBody, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Raw(inner),
             call: Some(Box::new(Call::guarded(call))),
@@ -159,7 +160,7 @@ impl ResponseBody {
     }
 
     /// The upstream body forwarded through the message stage.
-    pub fn message(inner: UpstreamBody, stage: MessageStage, call: CallGuard) -> ResponseBody {
+    pub fn message(inner: RecvBody, stage: MessageStage, call: CallGuard) -> ResponseBody {
         ResponseBody {
             state: State::Message(inner, Box::new(stage)),
             call: Some(Box::new(Call::guarded(call))),
@@ -364,7 +365,7 @@ fn drain_passed() -> Status {
 /// [`COALESCE_BYTES`]); whatever else comes first is stashed for the next poll.
 fn coalesce(
     frame: Frame<Bytes>,
-    inner: &mut UpstreamBody,
+    inner: &mut RecvBody,
     stashed: &mut Option<Option<Result<Frame<Bytes>, h2::Error>>>,
     cx: &mut Context<'_>,
 ) -> Frame<Bytes> {

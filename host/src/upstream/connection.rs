@@ -3,6 +3,7 @@
 //! keepalive pings and marks it closed when it ends. Calls open streams on it from their
 //! own tasks (no dispatch channel between a call and the connection).
 
+use crate::h2_shared::silent_peer;
 use bytes::Bytes;
 use h2::client::SendRequest;
 use std::sync::Arc;
@@ -69,13 +70,18 @@ where
         sender,
         closed: AtomicBool::new(false),
     });
-    let keepalive = settings
-        .keepalive_interval
-        .map(|interval| (interval, settings.keepalive_timeout));
-    let ping_pong = driver.ping_pong();
+    let silent = silent_peer(
+        driver.ping_pong(),
+        settings.keepalive_interval,
+        settings.keepalive_timeout,
+    );
     let shared = connection.clone();
     tokio::spawn(async move {
-        let ended = drive(&mut driver, ping_pong, keepalive).await;
+        // With keepalive, the connection is given up when a pong does not come back in time.
+        let ended = tokio::select! {
+            ended = &mut driver => ended.map_err(|err| err.to_string()),
+            reason = silent => Err(reason),
+        };
         shared.closed.store(true, Ordering::Release);
         match ended {
             Ok(()) => tracing::debug!(endpoint = %address, "upstream connection closed"),
@@ -86,34 +92,4 @@ where
         // Dropping the driver closes the socket; streams still open fail.
     });
     Ok(connection)
-}
-
-/// Drives the connection until it ends; with `keepalive`, pings it every interval and gives
-/// it up when a pong does not come back in time.
-async fn drive<Io>(
-    driver: &mut h2::client::Connection<Io, Bytes>,
-    ping_pong: Option<h2::PingPong>,
-    keepalive: Option<(Duration, Duration)>,
-) -> Result<(), String>
-where
-    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (Some(mut ping_pong), Some((interval, timeout))) = (ping_pong, keepalive) else {
-        return driver.await.map_err(|err| err.to_string());
-    };
-    loop {
-        tokio::select! {
-            ended = &mut *driver => return ended.map_err(|err| err.to_string()),
-            () = tokio::time::sleep(interval) => {}
-        }
-        let pong = tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque()));
-        tokio::select! {
-            ended = &mut *driver => return ended.map_err(|err| err.to_string()),
-            answered = pong => match answered {
-                Ok(Ok(_pong)) => {}
-                Ok(Err(err)) => return Err(format!("keepalive ping failed: {err}")),
-                Err(_) => return Err(format!("no keepalive pong within {timeout:?}")),
-            },
-        }
-    }
 }

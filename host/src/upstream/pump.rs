@@ -3,9 +3,10 @@
 //! by then: no task, no channel); the rest is pumped by a task of its own that waits for
 //! the stream's send window before taking more from the client.
 
+use crate::h2_shared::reset_reason;
 use crate::proxy::BodyError;
 use bytes::Bytes;
-use h2::{Reason, SendStream};
+use h2::SendStream;
 use http_body::Body;
 use std::future::Future;
 use std::pin::Pin;
@@ -145,40 +146,5 @@ where
             // What was sent may have used the window up: look again before the next frame.
             this.window_open = false;
         }
-    }
-}
-
-/// The reset to send upstream for a failed request body: the HTTP/2 reason found in the
-/// error (a client's reset, the proxy's cancel), else `INTERNAL_ERROR`.
-fn reset_reason(err: &(dyn std::error::Error + 'static)) -> Reason {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if let Some(h2) = err.downcast_ref::<h2::Error>()
-            && let Some(reason) = h2.reason()
-        {
-            return reason;
-        }
-        cause = err.source();
-    }
-    Reason::INTERNAL_ERROR
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reset_reason;
-    use h2::Reason;
-
-    #[test]
-    fn a_body_error_resets_with_the_reason_inside_it() {
-        let cancel: crate::proxy::BodyError = Box::new(h2::Error::from(Reason::CANCEL));
-        assert_eq!(reset_reason(&*cancel), Reason::CANCEL);
-        let other: crate::proxy::BodyError = "broken".into();
-        assert_eq!(reset_reason(&*other), Reason::INTERNAL_ERROR);
-        // Wrapped, as a client's reset arrives (inside hyper's error).
-        #[derive(Debug, thiserror::Error)]
-        #[error("wrapped")]
-        struct Wrapped(#[source] h2::Error);
-        let wrapped: crate::proxy::BodyError = Box::new(Wrapped(Reason::STREAM_CLOSED.into()));
-        assert_eq!(reset_reason(&*wrapped), Reason::STREAM_CLOSED);
     }
 }
