@@ -20,6 +20,7 @@ use crate::config::{BodyMode, Config};
 use crate::grpc::compression::ACCEPT_ENCODING;
 use crate::grpc::names::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::grpc::{Code, Encoding, Status, timeout};
+use crate::h2_shared::RecvBody;
 use crate::plugin::bindings::Hooks;
 use crate::plugin::{BodyHook, CallContext, CallPlugins, Direction, Registry};
 use crate::routing::RouteTable;
@@ -27,9 +28,8 @@ use crate::tls::Certificates;
 use crate::upstream::{Cluster, UpstreamError};
 use crate::worker::WorkerConnections;
 use headers::{is_grpc_content_type, restrict_accept_encoding, upstream_uri};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use link::call_link;
 use method::MethodName;
 use observe::{CallMetrics, CallRecord};
@@ -153,11 +153,20 @@ impl Proxy {
         &self.metrics
     }
 
-    /// Handles one request from a client, recording it (metrics, access log) when it ends.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    /// The answer to every request made over HTTP/1: gRPC needs HTTP/2.
+    pub fn refuse_http1() -> Response<ResponseBody> {
+        respond::http_error(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "sluice serves gRPC, which needs HTTP/2\n",
+        )
+    }
+
+    /// Handles one request a client sent over HTTP/2, recording it (metrics, access log)
+    /// when it ends.
+    pub async fn handle(&self, request: Request<RecvBody>) -> Response<ResponseBody> {
         let mut record = None;
-        // Boxed: hyper moves the service future a few times per call (into the stream task);
-        // a pointer moves cheaply, the forward state (~2.6 KiB) does not.
+        // Boxed: the forward state (~2.6 KiB) would otherwise be moved with the stream's
+        // task when it is spawned.
         let mut response = Box::pin(self.forward(request, &mut record)).await;
         if let Some(mut record) = record {
             if response.body().is_end_stream() {
@@ -174,15 +183,9 @@ impl Proxy {
 
     async fn forward(
         &self,
-        request: Request<Incoming>,
+        request: Request<RecvBody>,
         record: &mut Option<CallRecord>,
     ) -> Response<ResponseBody> {
-        if request.version() != Version::HTTP_2 {
-            return respond::http_error(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "sluice serves gRPC, which needs HTTP/2\n",
-            );
-        }
         if request.method() != Method::POST {
             return respond::http_error(StatusCode::METHOD_NOT_ALLOWED, "gRPC calls use POST\n");
         }

@@ -4,6 +4,8 @@
 
 mod balance;
 mod connection;
+mod preface;
+mod stream;
 
 use crate::admin;
 use crate::config::Config;
@@ -12,8 +14,6 @@ use crate::plugin::{PluginSource, Registry, Runtime};
 use crate::proxy::Proxy;
 use crate::tls::Certificates;
 use crate::watch::FolderWatch;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub struct Server {
     drain_timeout: std::time::Duration,
     admin: Option<TcpListener>,
     proxy: Arc<Proxy>,
-    http: auto::Builder<TokioExecutor>,
+    http2: connection::Http2Settings,
     idle_timeout: Option<std::time::Duration>,
     watcher: Option<Watcher>,
     certificate_watcher: Option<FolderWatch>,
@@ -72,17 +72,14 @@ impl Server {
             .next()
             .ok_or_else(|| bind_error(std::io::Error::other("address resolved to nothing")))?;
         let listener = listen(address).map_err(bind_error)?;
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(config.limits.max_concurrent_streams)
-            .initial_stream_window_size(config.limits.stream_window_bytes)
-            .initial_connection_window_size(config.limits.connection_window_bytes)
-            .max_pending_accept_reset_streams(1024)
-            .max_header_list_size(config.limits.max_header_list_bytes)
-            .keep_alive_interval(config.limits.keepalive_interval)
-            .keep_alive_timeout(config.limits.keepalive_timeout)
-            .auto_date_header(false);
+        let http2 = connection::Http2Settings {
+            max_concurrent_streams: config.limits.max_concurrent_streams,
+            stream_window: config.limits.stream_window_bytes,
+            connection_window: config.limits.connection_window_bytes,
+            max_header_list: config.limits.max_header_list_bytes,
+            keepalive_interval: config.limits.keepalive_interval,
+            keepalive_timeout: config.limits.keepalive_timeout,
+        };
         let registry = match &config.plugins {
             None => Registry::default(),
             Some(dir) => {
@@ -133,7 +130,7 @@ impl Server {
             drain_timeout: config.limits.drain_timeout,
             admin,
             proxy: Arc::new(Proxy::new(config, registry, certificates)),
-            http,
+            http2,
             idle_timeout: config.limits.idle_timeout,
             watcher,
             certificate_watcher,
@@ -186,7 +183,7 @@ impl Server {
         let _watchers = (self.watcher, self.certificate_watcher);
         let connections = TaskTracker::new();
         let shared = connection::Shared {
-            http: Arc::new(self.http),
+            http2: Arc::new(self.http2),
             proxy: self.proxy.clone(),
             tls: self.proxy.certificates().listener().cloned(),
             idle_timeout: self.idle_timeout,

@@ -161,6 +161,7 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
 /// An HTTP/2 upstream scripted by the request header `x-behave`:
 /// `stall` (default) never answers; `reset-before-headers:N` resets with reason N at once;
 /// `reset-after-data:N` sends headers and one message, then resets with reason N;
+/// `data-then-stall` sends headers and one message, then never goes on;
 /// `burst:N` answers N 4-byte messages (the big-endian index), one DATA frame each, then OK;
 /// `bad-response-frame` answers with a malformed gRPC message prefix and status OK.
 /// It records every request's headers and the reason of every reset it received.
@@ -170,7 +171,8 @@ pub struct ScriptedUpstream {
     pub addr: SocketAddr,
     /// Headers of each request received.
     pub requests: Arc<Mutex<Vec<HeaderMap>>>,
-    /// Reasons of resets received from the proxy on stalled streams.
+    /// Reasons of resets received from the proxy on stalled streams (also after
+    /// `data-then-stall`'s message).
     pub resets: Arc<Mutex<Vec<h2::Reason>>>,
     _stop: oneshot::Sender<()>,
 }
@@ -239,6 +241,13 @@ async fn script(
                 .expect("send data");
         }
         let _ = send.send_trailers(ok_trailers());
+    } else if behave == "data-then-stall" {
+        let mut send = grpc_response(&mut respond);
+        send.send_data(frame(b"first"), false).expect("send data");
+        let reason = std::future::poll_fn(|cx| send.poll_reset(cx)).await;
+        if let Ok(reason) = reason {
+            resets.lock().unwrap().push(reason);
+        }
     } else if behave == "bad-response-frame" {
         let mut send = grpc_response(&mut respond);
         send.send_data(Bytes::from_static(&[9, 0, 0, 0, 1, 0]), false)

@@ -293,6 +293,38 @@ async fn client_reset_before_response_reaches_the_upstream() {
 }
 
 #[tokio::test]
+async fn client_reset_after_its_request_ended_reaches_the_upstream() {
+    // The request side has nothing more to read: only the stream's reset tells the proxy,
+    // while it waits for the response headers and while the response streams.
+    init_logs();
+    let upstream = ScriptedUpstream::start().await;
+    for mode in BODY_MODES {
+        let proxy = Proxy::to(upstream.addr, mode).await;
+        let client = raw::connect(proxy.addr).await;
+        for (behave, answered) in [("stall", false), ("data-then-stall", true)] {
+            let mut client = client.clone().ready().await.unwrap();
+            let before = upstream.resets.lock().unwrap().len();
+            let requests_before = upstream.requests.lock().unwrap().len();
+            let request = raw::grpc_request("/any.Service/Call", &[("x-behave", behave)]);
+            let (response, mut send) = client.send_request(request, false).unwrap();
+            send.send_data(raw::frame(b"x"), true).unwrap();
+            wait_for(|| upstream.requests.lock().unwrap().len() > requests_before).await;
+            if answered {
+                let mut body = response.await.unwrap().into_body();
+                assert!(body.data().await.is_some(), "{mode:?}: no first message");
+            }
+            send.send_reset(h2::Reason::CANCEL);
+            wait_for(|| upstream.resets.lock().unwrap().len() > before).await;
+            assert_eq!(
+                upstream.resets.lock().unwrap().last(),
+                Some(&h2::Reason::CANCEL),
+                "{mode:?} {behave}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn upstream_reset_reaches_the_client_as_the_right_status() {
     init_logs();
     let upstream = ScriptedUpstream::start().await;

@@ -5,22 +5,22 @@
 use super::link::RequestLink;
 use super::message::MessageStage;
 use crate::grpc::counter::MessageCounter;
+use crate::h2_shared::RecvBody;
 use crate::plugin::BodyHook;
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 /// Error type of proxy bodies; the stream is reset with the HTTP/2 reason found in it (by
-/// hyper towards the client, by the upstream pump towards the upstream).
+/// the response pump towards the client, by the upstream pump towards the upstream).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The request body forwarded to the upstream.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: RecvBody,
     stage: Option<Box<MessageStage>>,
     frame_hook: Option<BodyHook>,
     link: RequestLink,
@@ -34,7 +34,7 @@ pub struct RequestBody {
 
 impl RequestBody {
     /// Forwards `inner`'s frames as they come, through the plugins' frame hooks if given.
-    pub fn raw(inner: Incoming, frame_hook: Option<BodyHook>, link: RequestLink) -> RequestBody {
+    pub fn raw(inner: RecvBody, frame_hook: Option<BodyHook>, link: RequestLink) -> RequestBody {
         RequestBody {
             inner,
             stage: None,
@@ -47,7 +47,7 @@ impl RequestBody {
     }
 
     /// Forwards `inner` message by message through `stage`.
-    pub fn message(inner: Incoming, stage: MessageStage, link: RequestLink) -> RequestBody {
+    pub fn message(inner: RecvBody, stage: MessageStage, link: RequestLink) -> RequestBody {
         RequestBody {
             inner,
             stage: Some(Box::new(stage)),

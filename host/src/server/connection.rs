@@ -1,19 +1,19 @@
-//! One client connection: optional TLS handshake, HTTP/2 (or a refused HTTP/1.1), an idle
-//! timeout (no call open for that long: GOAWAY and close) and a graceful close when the
-//! server stops.
+//! One client connection: optional TLS handshake, then HTTP/2 served with `h2` directly
+//! (or a refused HTTP/1.1, by its first bytes), keepalive pings, an idle timeout (no call
+//! open for that long: GOAWAY and close) and a graceful close when the server stops.
 
+use super::{preface, stream};
+use crate::h2_shared::silent_peer;
 use crate::proxy::Proxy;
-use http_body::{Body, Frame, SizeHint};
+use bytes::Bytes;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,10 +21,35 @@ use tokio_util::sync::CancellationToken;
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// HTTP/2 settings for client connections.
+#[derive(Debug, Clone)]
+pub(super) struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub stream_window: u32,
+    pub connection_window: u32,
+    pub max_header_list: u32,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_timeout: Duration,
+}
+
+impl Http2Settings {
+    fn builder(&self) -> h2::server::Builder {
+        let mut builder = h2::server::Builder::new();
+        builder
+            .max_concurrent_streams(self.max_concurrent_streams)
+            .initial_window_size(self.stream_window)
+            .initial_connection_window_size(self.connection_window)
+            .max_header_list_size(self.max_header_list)
+            .max_pending_accept_reset_streams(1024)
+            .max_local_error_reset_streams(Some(1024));
+        builder
+    }
+}
+
 /// What every connection shares.
 #[derive(Debug, Clone)]
 pub(super) struct Shared {
-    pub http: Arc<auto::Builder<TokioExecutor>>,
+    pub http2: Arc<Http2Settings>,
     pub proxy: Arc<Proxy>,
     pub tls: Option<Arc<crate::tls::ServerTls>>,
     pub idle_timeout: Option<Duration>,
@@ -60,49 +85,108 @@ pub(super) async fn serve(shared: Shared, stream: TcpStream, peer: SocketAddr) {
 
 async fn serve_http<Io>(shared: Shared, io: Io, peer: SocketAddr)
 where
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let activity = Arc::new(Activity {
         open_calls: AtomicUsize::new(0),
         idle_since: Mutex::new(Instant::now()),
     });
-    let proxy = shared.proxy.clone();
-    let calls = activity.clone();
-    let service = service_fn(move |request| {
-        let proxy = proxy.clone();
-        let open = OpenCall::new(calls.clone());
-        async move {
-            let response = proxy.handle(request).await;
-            Ok::<_, Infallible>(response.map(|body| Tracked {
-                inner: body,
-                _open: open,
-            }))
+    // A client that connects and says nothing is closed when the idle timeout passes.
+    let (io, is_http2) = tokio::select! {
+        read = preface::read(io) => match read {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::debug!(%peer, "client connection ended before its first request: {err}");
+                return;
+            }
+        },
+        () = shared.stop.cancelled() => return,
+        () = activity.idled_out(shared.idle_timeout) => {
+            tracing::debug!(%peer, "closing a client connection that sent nothing");
+            return;
         }
-    });
-    let connection = shared
-        .http
-        .serve_connection(TokioIo::new(io), service)
-        .into_owned();
-    tokio::pin!(connection);
+    };
+    if is_http2 {
+        serve_http2(&shared, io, peer, &activity).await;
+    } else {
+        refuse_http1(&shared, io, peer).await;
+    }
+}
+
+/// Serves the streams of an HTTP/2 connection, each in a task of its own.
+async fn serve_http2<Io>(shared: &Shared, io: Io, peer: SocketAddr, activity: &Arc<Activity>)
+where
+    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let handshake = shared.http2.builder().handshake::<_, Bytes>(io);
+    let mut connection = tokio::select! {
+        handshake = handshake => match handshake {
+            Ok(connection) => connection,
+            Err(err) => {
+                tracing::debug!(%peer, "HTTP/2 handshake failed: {err}");
+                return;
+            }
+        },
+        () = shared.stop.cancelled() => return,
+        () = activity.idled_out(shared.idle_timeout) => return,
+    };
+    let silent = silent_peer(
+        connection.ping_pong(),
+        shared.http2.keepalive_interval,
+        shared.http2.keepalive_timeout,
+    );
+    // Made once, not once per stream accepted: waiting on either registers with a timer
+    // or the server's stop token.
+    let stopped = shared.stop.cancelled();
+    let idle = activity.idled_out(shared.idle_timeout);
+    tokio::pin!(silent, stopped, idle);
     let mut closing = false;
     loop {
         tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(%peer, "client connection ended: {err}");
+            accepted = connection.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    let open = OpenCall::new(activity.clone());
+                    tokio::spawn(stream::serve(shared.proxy.clone(), request, respond, open));
                 }
+                Some(Err(err)) => {
+                    tracing::debug!(%peer, "client connection ended: {err}");
+                    return;
+                }
+                None => return,
+            },
+            reason = &mut silent => {
+                tracing::info!(%peer, "closing a client connection: {reason}");
                 return;
             }
-            () = shared.stop.cancelled(), if !closing => {
+            () = &mut stopped, if !closing => {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
+                connection.graceful_shutdown();
             }
-            () = activity.idled_out(shared.idle_timeout), if !closing => {
+            () = &mut idle, if !closing => {
                 tracing::debug!(%peer, "closing an idle client connection");
                 closing = true;
-                connection.as_mut().graceful_shutdown();
+                connection.graceful_shutdown();
             }
         }
+    }
+}
+
+/// Answers every request of an HTTP/1 connection with `505 HTTP Version Not Supported`.
+async fn refuse_http1<Io>(shared: &Shared, io: Io, peer: SocketAddr)
+where
+    Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let service = service_fn(|_request| async { Ok::<_, Infallible>(Proxy::refuse_http1()) });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, "HTTP/1 client connection ended: {err}");
+            }
+        }
+        () = shared.stop.cancelled() => {}
     }
 }
 
@@ -137,7 +221,7 @@ impl Activity {
 
 /// One open call; the connection is idle when none is left.
 #[derive(Debug)]
-struct OpenCall(Arc<Activity>);
+pub(super) struct OpenCall(Arc<Activity>);
 
 impl OpenCall {
     fn new(activity: Arc<Activity>) -> OpenCall {
@@ -151,35 +235,5 @@ impl Drop for OpenCall {
         if self.0.open_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
             *self.0.idle_since.lock().expect("idle lock") = Instant::now();
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its call counted as open until hyper drops it.
-    #[derive(Debug)]
-    struct Tracked<B> {
-        #[pin]
-        inner: B,
-        _open: OpenCall,
-    }
-}
-
-impl<B: Body> Body for Tracked<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
