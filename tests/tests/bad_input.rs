@@ -6,6 +6,7 @@ use bytes::Bytes;
 use sluice::{BodyMode, Overrides};
 use sluice_tests::fixture::{Proxy, Upstream, init_logs};
 use sluice_tests::raw::{self, RawClient, RawResponse, ScriptedUpstream};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EMPTY_CALL: &str = "/sluice.testing.TestService/EmptyCall";
@@ -29,9 +30,13 @@ async fn http1_request_gets_a_clear_http_error() {
     tcp.write_all(b"POST /sluice.testing.TestService/EmptyCall HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\n\r\n")
         .await
         .unwrap();
-    let mut response = vec![0u8; 1024];
-    let n = tcp.read(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response[..n]);
+    // The proxy answers, then closes the connection: nothing more is served on it.
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .expect("the connection was not closed after the refusal")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 505"), "{text}");
     assert!(text.contains("HTTP/2"), "{text}");
     assert_eq!(upstream.connections(), 0);

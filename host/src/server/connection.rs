@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an HTTP/1 client may take to send the request that is then refused.
+const HTTP1_REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HTTP/2 settings for client connections.
 #[derive(Debug, Clone)]
@@ -171,21 +173,22 @@ where
     }
 }
 
-/// Answers every request of an HTTP/1 connection with `505 HTTP Version Not Supported`.
+/// Answers an HTTP/1 request with `505 HTTP Version Not Supported` and closes the
+/// connection (also when no whole request comes within [`HTTP1_REFUSAL_TIMEOUT`]).
 async fn refuse_http1<Io>(shared: &Shared, io: Io, peer: SocketAddr)
 where
     Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let service = service_fn(|_request| async { Ok::<_, Infallible>(Proxy::refuse_http1()) });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(io), service);
     tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%peer, "HTTP/1 client connection ended: {err}");
-            }
-        }
+        result = tokio::time::timeout(HTTP1_REFUSAL_TIMEOUT, connection) => match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!(%peer, "HTTP/1 client connection ended: {err}"),
+            Err(_) => tracing::debug!(%peer, "closing an HTTP/1 client connection that stalled"),
+        },
         () = shared.stop.cancelled() => {}
     }
 }
