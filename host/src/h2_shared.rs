@@ -1,10 +1,12 @@
 //! What both sides of the proxy (client connections and upstream connections) share of
 //! HTTP/2: a received stream (a client's request, an upstream's response) read as an
-//! `http_body::Body`, releasing its bytes to the stream's window as they are taken; the
-//! reason to reset a stream with; keepalive pings that find a peer gone silent.
+//! `http_body::Body`, releasing its bytes to the stream's window as they are taken; a
+//! body's frames handed to a sending stream, as its window allows, and the reason to reset
+//! it with when the body fails; keepalive pings that find a peer gone silent.
 
+use crate::proxy::BodyError;
 use bytes::Bytes;
-use h2::{Reason, RecvStream};
+use h2::{Reason, RecvStream, SendStream};
 use http_body::{Body, Frame};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -87,6 +89,110 @@ pub fn reset_reason(err: &(dyn std::error::Error + 'static)) -> Reason {
         cause = err.source();
     }
     Reason::INTERNAL_ERROR
+}
+
+/// What handing one polled body frame to a stream came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Sent this many bytes; the body goes on.
+    More(usize),
+    /// Nothing more to send: the body ended or failed, or the stream is gone.
+    Done,
+}
+
+/// Hands what `body` just gave (`polled`) to `stream`: data (ending the stream if the body
+/// says it has ended), trailers, the end (an empty data frame ending the stream), or an
+/// error (a reset with the reason found in it). h2 queues data beyond the stream's window.
+fn send_polled<B: Body>(
+    stream: &mut SendStream<Bytes>,
+    body: &B,
+    polled: Option<Result<Frame<Bytes>, BodyError>>,
+) -> Sent {
+    match polled {
+        None => {
+            // Ended without END_STREAM on its last data frame: an empty one ends it.
+            let _ = stream.send_data(Bytes::new(), true);
+            Sent::Done
+        }
+        Some(Err(err)) => {
+            // A peer's reset carries its reason on; a call ended in the proxy cancels.
+            stream.send_reset(reset_reason(&*err));
+            Sent::Done
+        }
+        Some(Ok(frame)) => match frame.into_data() {
+            Ok(data) => {
+                let end = body.is_end_stream();
+                let len = data.len();
+                match stream.send_data(data, end) {
+                    Ok(()) if !end => Sent::More(len),
+                    // Ended, or the stream is gone (reset, connection lost).
+                    _ => Sent::Done,
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    let _ = stream.send_trailers(trailers);
+                }
+                Sent::Done
+            }
+        },
+    }
+}
+
+/// A stream a body is sent on, the next frame taken from the body only when the stream has
+/// send window (a slow reader holds the sender's peer back, not the proxy's memory).
+#[derive(Debug)]
+pub struct BodySender {
+    stream: SendStream<Bytes>,
+    /// The stream had send window when last looked at, and nothing was sent since: the
+    /// next frame may be taken without asking h2 again.
+    window_open: bool,
+}
+
+impl BodySender {
+    /// Sends on `stream`.
+    pub fn new(stream: SendStream<Bytes>) -> BodySender {
+        BodySender {
+            stream,
+            window_open: false,
+        }
+    }
+
+    /// The stream, to watch for its peer's reset.
+    pub fn stream_mut(&mut self) -> &mut SendStream<Bytes> {
+        &mut self.stream
+    }
+
+    /// Ready with true once the stream has send window for at least a byte; with false
+    /// once it no longer sends (ended, reset, or its connection lost).
+    pub fn poll_window(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.window_open {
+            return Poll::Ready(true);
+        }
+        self.stream.reserve_capacity(1);
+        if self.stream.capacity() == 0 {
+            loop {
+                match ready!(self.stream.poll_capacity(cx)) {
+                    Some(Ok(0)) => {}
+                    Some(Ok(_)) => break,
+                    Some(Err(_)) | None => return Poll::Ready(false),
+                }
+            }
+        }
+        self.window_open = true;
+        Poll::Ready(true)
+    }
+
+    /// Hands what `body` just gave to the stream (see [`send_polled`]); what was sent may
+    /// have used the window up, so the next [`BodySender::poll_window`] looks again.
+    pub fn send<B: Body>(
+        &mut self,
+        body: &B,
+        polled: Option<Result<Frame<Bytes>, BodyError>>,
+    ) -> Sent {
+        self.window_open = false;
+        send_polled(&mut self.stream, body, polled)
+    }
 }
 
 /// Pings the peer of a connection every `interval` (the first after one interval) and

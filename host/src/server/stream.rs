@@ -4,13 +4,12 @@
 //! window lets them, then trailers. A body error resets the stream with its HTTP/2 reason.
 
 use super::connection::OpenCall;
-use crate::h2_shared::{RecvBody, reset_reason};
-use crate::proxy::{BodyError, Proxy, ResponseBody};
+use crate::h2_shared::{BodySender, RecvBody, Sent};
+use crate::proxy::{Proxy, ResponseBody};
 use bytes::Bytes;
-use h2::SendStream;
 use h2::server::SendResponse;
 use http::{Request, Response};
-use http_body::{Body, Frame};
+use http_body::Body;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,50 +44,18 @@ pub(super) async fn serve(
     if !end {
         ResponsePump {
             body,
-            stream,
-            window_open: false,
+            sender: BodySender::new(stream),
         }
         .await;
     }
     drop(open);
 }
 
-/// Sends a response body on its stream, taking the next frame from the body only when the
-/// stream has send window (a slow client holds the upstream back, not the proxy's memory).
+/// Sends a response body on its stream as the stream's window allows (a slow client holds
+/// the upstream back, not the proxy's memory), watching for the client's reset meanwhile.
 struct ResponsePump {
     body: ResponseBody,
-    stream: SendStream<Bytes>,
-    /// The stream had send window when last looked at, and nothing was sent since.
-    window_open: bool,
-}
-
-impl ResponsePump {
-    /// Hands one polled frame to the stream; false when nothing more is to be sent.
-    fn forward(&mut self, polled: Option<Result<Frame<Bytes>, BodyError>>) -> bool {
-        match polled {
-            None => {
-                // Ended without END_STREAM on its last frame: an empty data frame ends it.
-                let _ = self.stream.send_data(Bytes::new(), true);
-                false
-            }
-            Some(Err(err)) => {
-                self.stream.send_reset(reset_reason(&*err));
-                false
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let end = self.body.is_end_stream();
-                    self.stream.send_data(data, end).is_ok() && !end
-                }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        let _ = self.stream.send_trailers(trailers);
-                    }
-                    false
-                }
-            },
-        }
-    }
+    sender: BodySender,
 }
 
 impl Future for ResponsePump {
@@ -97,25 +64,15 @@ impl Future for ResponsePump {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            if !this.window_open {
-                this.stream.reserve_capacity(1);
-                if this.stream.capacity() == 0 {
-                    loop {
-                        match ready!(this.stream.poll_capacity(cx)) {
-                            Some(Ok(0)) => {}
-                            Some(Ok(_)) => break,
-                            // Not sending any more: reset by the client or connection lost.
-                            Some(Err(_)) | None => return Poll::Ready(()),
-                        }
-                    }
-                }
-                this.window_open = true;
+            // Not sending any more: reset by the client, or the connection lost.
+            if !ready!(this.sender.poll_window(cx)) {
+                return Poll::Ready(());
             }
             let polled = match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(polled) => polled,
                 Poll::Pending => {
                     // Waiting on the upstream: a reset from the client ends the call.
-                    return match this.stream.poll_reset(cx) {
+                    return match this.sender.stream_mut().poll_reset(cx) {
                         Poll::Pending => Poll::Pending,
                         Poll::Ready(reset) => {
                             tracing::debug!("client reset a call while it streamed: {reset:?}");
@@ -124,11 +81,9 @@ impl Future for ResponsePump {
                     };
                 }
             };
-            if !this.forward(polled) {
+            if this.sender.send(&this.body, polled) == Sent::Done {
                 return Poll::Ready(());
             }
-            // What was sent may have used the window up: look again before the next frame.
-            this.window_open = false;
         }
     }
 }

@@ -3,7 +3,7 @@
 //! by then: no task, no channel); the rest is pumped by a task of its own that waits for
 //! the stream's send window before taking more from the client.
 
-use crate::h2_shared::reset_reason;
+use crate::h2_shared::{BodySender, Sent};
 use crate::proxy::BodyError;
 use bytes::Bytes;
 use h2::SendStream;
@@ -21,10 +21,7 @@ const INLINE_BYTES: usize = 64 * 1024;
 /// waits on it without watching the stream for resets.
 pub(super) struct Pump<B> {
     body: B,
-    stream: SendStream<Bytes>,
-    /// The stream had send window when last looked at, and nothing was sent since: the
-    /// next frame may be taken from the client without asking h2 again.
-    window_open: bool,
+    sender: BodySender,
 }
 
 impl<B> std::fmt::Debug for Pump<B> {
@@ -40,8 +37,7 @@ where
     pub fn new(body: B, stream: SendStream<Bytes>) -> Pump<B> {
         Pump {
             body,
-            stream,
-            window_open: false,
+            sender: BodySender::new(stream),
         }
     }
 
@@ -62,54 +58,14 @@ where
         while sent < INLINE_BYTES {
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Pending => return false,
-                Poll::Ready(polled) => match self.forward(polled) {
-                    Step::More(bytes) => sent += bytes,
-                    Step::Done => return true,
+                Poll::Ready(polled) => match self.sender.send(&self.body, polled) {
+                    Sent::More(bytes) => sent += bytes,
+                    Sent::Done => return true,
                 },
             }
         }
         false
     }
-
-    /// Hands one polled frame to the stream.
-    fn forward(&mut self, polled: Option<Result<http_body::Frame<Bytes>, BodyError>>) -> Step {
-        match polled {
-            None => {
-                // Ended without END_STREAM on its last data frame: an empty one ends it.
-                let _ = self.stream.send_data(Bytes::new(), true);
-                Step::Done
-            }
-            Some(Err(err)) => {
-                // A client reset carries its reason on; a call ended in the proxy cancels.
-                self.stream.send_reset(reset_reason(&*err));
-                Step::Done
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let end = self.body.is_end_stream();
-                    let len = data.len();
-                    match self.stream.send_data(data, end) {
-                        Ok(()) if !end => Step::More(len),
-                        // Ended, or the stream is gone (reset, connection lost).
-                        _ => Step::Done,
-                    }
-                }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        let _ = self.stream.send_trailers(trailers);
-                    }
-                    Step::Done
-                }
-            },
-        }
-    }
-}
-
-enum Step {
-    /// Sent this many bytes; the body goes on.
-    More(usize),
-    /// Nothing more to send.
-    Done,
 }
 
 impl<B> Future for Pump<B>
@@ -122,29 +78,16 @@ where
         let this = self.get_mut();
         loop {
             // Take more from the client only when the stream can send some of it.
-            if !this.window_open {
-                this.stream.reserve_capacity(1);
-                if this.stream.capacity() == 0 {
-                    loop {
-                        match ready!(this.stream.poll_capacity(cx)) {
-                            Some(Ok(0)) => {}
-                            Some(Ok(_)) => break,
-                            // The stream is no longer sending: ended, reset or its connection lost.
-                            Some(Err(_)) | None => return Poll::Ready(()),
-                        }
-                    }
-                }
-                this.window_open = true;
+            if !ready!(this.sender.poll_window(cx)) {
+                return Poll::Ready(());
             }
             // Waiting on the client, the stream is not watched for resets (that would also
             // wake this task on every change of its window): the call's body ends once its
             // response side is gone, which an upstream reset ends.
             let polled = ready!(Pin::new(&mut this.body).poll_frame(cx));
-            if let Step::Done = this.forward(polled) {
+            if this.sender.send(&this.body, polled) == Sent::Done {
                 return Poll::Ready(());
             }
-            // What was sent may have used the window up: look again before the next frame.
-            this.window_open = false;
         }
     }
 }
