@@ -226,6 +226,26 @@ async fn idle_client_connections_are_closed_but_busy_ones_are_not() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn a_client_connection_that_never_speaks_is_closed_after_the_idle_timeout() {
+    init_logs();
+    let upstream = Upstream::start().await;
+    let proxy = proxy_with_limits(upstream.addr, "idle_timeout_ms = 300").await;
+    // Connected, and not even the HTTP/2 preface sent.
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest))
+        .await
+        .expect("a silent connection was not closed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+}
+
 /// A bidi call through two middle boxes that cut connections idle for 400 ms (one between
 /// client and proxy, one between proxy and upstream), quiet for 1.2 s mid-stream.
 async fn quiet_stream_through_middleboxes(keepalive: &str) -> (Result<(), String>, usize) {
