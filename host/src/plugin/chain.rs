@@ -38,7 +38,7 @@ fn request_side() -> Hooks {
 /// How a plugin of a call gets an instance to run its hooks on.
 enum Lease {
     /// One instance for the whole call: the plugin keeps call state in it.
-    Held(Instance),
+    Held(Box<Instance>),
     /// An instance from the pool for each hook: the plugin is stateless.
     PerHook,
     /// The plugin failed in this call; its instance was thrown away.

@@ -12,8 +12,9 @@ pub const MAX_IDLE_PER_SHARD: usize = 512;
 
 /// Idle instances, one shard per worker thread (the instance pool of the engine bounds
 /// their total: when it is full, idle instances are given up, see `Runtime::instantiate`).
-/// (Generic for the tests; the proxy keeps [`Instance`]s.)
-pub struct IdlePool<T = Instance> {
+/// (Generic for the tests; the proxy keeps boxed [`Instance`]s: a pointer moves in and out
+/// of the pool, not the instance.)
+pub struct IdlePool<T = Box<Instance>> {
     shards: Box<[Mutex<Vec<T>>]>,
 }
 

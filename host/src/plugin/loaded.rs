@@ -111,7 +111,7 @@ impl LoadedPlugin {
             stats: PluginStats::default(),
             idle: {
                 let idle = runtime.idle_pool();
-                idle.put(instance);
+                idle.put(Box::new(instance));
                 idle
             },
         })
@@ -212,7 +212,7 @@ impl LoadedPlugin {
 
     /// An instance serving `call` (what its `current-call` import answers): a reused idle
     /// one, or a new configured one.
-    pub fn checkout(&self, call: &Arc<CallContext>) -> Result<Instance, String> {
+    pub fn checkout(&self, call: &Arc<CallContext>) -> Result<Box<Instance>, String> {
         let mut instance = match self.idle.take() {
             Some(instance) => instance,
             None => {
@@ -223,7 +223,7 @@ impl LoadedPlugin {
                     &self.limits,
                 )?;
                 configure(&mut instance, &self.config)?;
-                instance
+                Box::new(instance)
             }
         };
         instance.store.data_mut().serve(Some(call.clone()));
@@ -236,7 +236,7 @@ impl LoadedPlugin {
     }
 
     /// Returns a healthy instance for reuse; it serves no call until checked out again.
-    pub fn checkin(&self, mut instance: Instance) {
+    pub fn checkin(&self, mut instance: Box<Instance>) {
         instance.store.data_mut().serve(None);
         self.idle.put(instance);
     }
