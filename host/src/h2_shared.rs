@@ -78,7 +78,7 @@ impl Body for RecvBody {
 
 /// The reason to reset a stream with for a failed body: the HTTP/2 reason found in the
 /// error (a peer's reset, the proxy's cancel), else `INTERNAL_ERROR`.
-pub fn reset_reason(err: &(dyn std::error::Error + 'static)) -> Reason {
+fn reset_reason(err: &(dyn std::error::Error + 'static)) -> Reason {
     let mut cause = Some(err);
     while let Some(err) = cause {
         if let Some(h2) = err.downcast_ref::<h2::Error>()
@@ -100,45 +100,6 @@ pub enum Sent {
     Done,
 }
 
-/// Hands what `body` just gave (`polled`) to `stream`: data (ending the stream if the body
-/// says it has ended), trailers, the end (an empty data frame ending the stream), or an
-/// error (a reset with the reason found in it). h2 queues data beyond the stream's window.
-fn send_polled<B: Body>(
-    stream: &mut SendStream<Bytes>,
-    body: &B,
-    polled: Option<Result<Frame<Bytes>, BodyError>>,
-) -> Sent {
-    match polled {
-        None => {
-            // Ended without END_STREAM on its last data frame: an empty one ends it.
-            let _ = stream.send_data(Bytes::new(), true);
-            Sent::Done
-        }
-        Some(Err(err)) => {
-            // A peer's reset carries its reason on; a call ended in the proxy cancels.
-            stream.send_reset(reset_reason(&*err));
-            Sent::Done
-        }
-        Some(Ok(frame)) => match frame.into_data() {
-            Ok(data) => {
-                let end = body.is_end_stream();
-                let len = data.len();
-                match stream.send_data(data, end) {
-                    Ok(()) if !end => Sent::More(len),
-                    // Ended, or the stream is gone (reset, connection lost).
-                    _ => Sent::Done,
-                }
-            }
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    let _ = stream.send_trailers(trailers);
-                }
-                Sent::Done
-            }
-        },
-    }
-}
-
 /// A stream a body is sent on, the next frame taken from the body only when the stream has
 /// send window (a slow reader holds the sender's peer back, not the proxy's memory).
 #[derive(Debug)]
@@ -158,14 +119,9 @@ impl BodySender {
         }
     }
 
-    /// The stream, to watch for its peer's reset.
-    pub fn stream_mut(&mut self) -> &mut SendStream<Bytes> {
-        &mut self.stream
-    }
-
     /// Ready with true once the stream has send window for at least a byte; with false
     /// once it no longer sends (ended, reset, or its connection lost).
-    pub fn poll_window(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    fn poll_window(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if self.window_open {
             return Poll::Ready(true);
         }
@@ -183,16 +139,86 @@ impl BodySender {
         Poll::Ready(true)
     }
 
-    /// Hands what `body` just gave to the stream (see [`send_polled`]); what was sent may
-    /// have used the window up, so the next [`BodySender::poll_window`] looks again.
+    /// Hands what `body` just gave (`polled`) to the stream: data (ending the stream if
+    /// the body says it has ended), trailers, the end (an empty data frame ending the
+    /// stream), or an error (a reset with the reason found in it). h2 queues data beyond
+    /// the stream's window; what was sent may have used the window up, so the next
+    /// [`BodySender::poll_window`] looks again.
     pub fn send<B: Body>(
         &mut self,
         body: &B,
         polled: Option<Result<Frame<Bytes>, BodyError>>,
     ) -> Sent {
         self.window_open = false;
-        send_polled(&mut self.stream, body, polled)
+        let stream = &mut self.stream;
+        match polled {
+            None => {
+                // Ended without END_STREAM on its last data frame: an empty one ends it.
+                let _ = stream.send_data(Bytes::new(), true);
+                Sent::Done
+            }
+            Some(Err(err)) => {
+                // A peer's reset carries its reason on; a call ended in the proxy cancels.
+                stream.send_reset(reset_reason(&*err));
+                Sent::Done
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let end = body.is_end_stream();
+                    let len = data.len();
+                    match stream.send_data(data, end) {
+                        Ok(()) if !end => Sent::More(len),
+                        // Ended, or the stream is gone (reset, connection lost).
+                        _ => Sent::Done,
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = stream.send_trailers(trailers);
+                    }
+                    Sent::Done
+                }
+            },
+        }
     }
+
+    /// Sends `body` until it is done with (ended, failed, or the stream no longer sends),
+    /// taking each frame only once the stream has window for it. While the body has
+    /// nothing ready, `waiting` says whether the peer's reset of the stream also ends it.
+    pub fn poll_pump<B>(&mut self, body: &mut B, cx: &mut Context<'_>, waiting: Waiting) -> Poll<()>
+    where
+        B: Body<Data = Bytes, Error = BodyError> + Unpin,
+    {
+        loop {
+            if !ready!(self.poll_window(cx)) {
+                return Poll::Ready(());
+            }
+            let polled = match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(polled) => polled,
+                Poll::Pending => {
+                    if waiting == Waiting::WatchReset
+                        && let Poll::Ready(reset) = self.stream.poll_reset(cx)
+                    {
+                        tracing::debug!("peer reset a stream while its body waited: {reset:?}");
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+            };
+            if self.send(body, polled) == Sent::Done {
+                return Poll::Ready(());
+            }
+        }
+    }
+}
+
+/// What a [`BodySender::poll_pump`] watches while its body has nothing ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Only the body: it ends by itself once its call is over.
+    OnBody,
+    /// The body and the stream: the peer's reset ends the sending (and with it the call).
+    WatchReset,
 }
 
 /// Pings the peer of a connection every `interval` (the first after one interval) and

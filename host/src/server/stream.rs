@@ -1,19 +1,17 @@
 //! One client stream (one call), in a task of its own: the proxy handles the request while
 //! the stream is watched for the client's reset (which drops the call, cancelling it
 //! upstream), then the response goes out: headers, then the body's frames as the stream's
-//! window lets them, then trailers. A body error resets the stream with its HTTP/2 reason.
+//! window lets them (watched for the client's reset meanwhile), then trailers. A body
+//! error resets the stream with its HTTP/2 reason.
 
 use super::connection::OpenCall;
-use crate::h2_shared::{BodySender, RecvBody, Sent};
-use crate::proxy::{Proxy, ResponseBody};
+use crate::h2_shared::{BodySender, RecvBody, Waiting};
+use crate::proxy::Proxy;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use http::{Request, Response};
-use http_body::Body;
-use std::future::Future;
-use std::pin::Pin;
+use http_body::Body as _;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 /// Serves one stream the client opened; `open` is held until the stream is done with.
 pub(super) async fn serve(
@@ -32,7 +30,7 @@ pub(super) async fn serve(
             return;
         }
     };
-    let (parts, body) = response.into_parts();
+    let (parts, mut body) = response.into_parts();
     let end = body.is_end_stream();
     let stream = match respond.send_response(Response::from_parts(parts, ()), end) {
         Ok(stream) => stream,
@@ -42,48 +40,10 @@ pub(super) async fn serve(
         }
     };
     if !end {
-        ResponsePump {
-            body,
-            sender: BodySender::new(stream),
-        }
-        .await;
+        // Sent as the stream's window allows (a slow client holds the upstream back, not
+        // the proxy's memory); the client's reset while the upstream is quiet ends the call.
+        let mut sender = BodySender::new(stream);
+        std::future::poll_fn(|cx| sender.poll_pump(&mut body, cx, Waiting::WatchReset)).await;
     }
     drop(open);
-}
-
-/// Sends a response body on its stream as the stream's window allows (a slow client holds
-/// the upstream back, not the proxy's memory), watching for the client's reset meanwhile.
-struct ResponsePump {
-    body: ResponseBody,
-    sender: BodySender,
-}
-
-impl Future for ResponsePump {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        loop {
-            // Not sending any more: reset by the client, or the connection lost.
-            if !ready!(this.sender.poll_window(cx)) {
-                return Poll::Ready(());
-            }
-            let polled = match Pin::new(&mut this.body).poll_frame(cx) {
-                Poll::Ready(polled) => polled,
-                Poll::Pending => {
-                    // Waiting on the upstream: a reset from the client ends the call.
-                    return match this.sender.stream_mut().poll_reset(cx) {
-                        Poll::Pending => Poll::Pending,
-                        Poll::Ready(reset) => {
-                            tracing::debug!("client reset a call while it streamed: {reset:?}");
-                            Poll::Ready(())
-                        }
-                    };
-                }
-            };
-            if this.sender.send(&this.body, polled) == Sent::Done {
-                return Poll::Ready(());
-            }
-        }
-    }
 }

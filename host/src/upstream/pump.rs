@@ -3,14 +3,14 @@
 //! by then: no task, no channel); the rest is pumped by a task of its own that waits for
 //! the stream's send window before taking more from the client.
 
-use crate::h2_shared::{BodySender, Sent};
+use crate::h2_shared::{BodySender, Sent, Waiting};
 use crate::proxy::BodyError;
 use bytes::Bytes;
 use h2::SendStream;
 use http_body::Body;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 /// Bytes sent from the call's task before the rest is left to a pump task (they are in
 /// memory already; beyond this, the stream's window paces the client).
@@ -76,18 +76,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        loop {
-            // Take more from the client only when the stream can send some of it.
-            if !ready!(this.sender.poll_window(cx)) {
-                return Poll::Ready(());
-            }
-            // Waiting on the client, the stream is not watched for resets (that would also
-            // wake this task on every change of its window): the call's body ends once its
-            // response side is gone, which an upstream reset ends.
-            let polled = ready!(Pin::new(&mut this.body).poll_frame(cx));
-            if this.sender.send(&this.body, polled) == Sent::Done {
-                return Poll::Ready(());
-            }
-        }
+        // Waiting on the client, the stream is not watched for resets (that would also
+        // wake this task on every change of its window): the call's body ends once its
+        // response side is gone, which an upstream reset ends.
+        this.sender.poll_pump(&mut this.body, cx, Waiting::OnBody)
     }
 }
