@@ -4,14 +4,18 @@
 use sluice::{BodyMode, Overrides};
 use sluice_tests::fixture::{Proxy, Upstream, init_logs};
 use sluice_tests::raw::{self, ScriptedUpstream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn proxy_with_limits(upstream: std::net::SocketAddr, limits: &str) -> Proxy {
+    // A file of its own per proxy: tests run at once, and two with the same limits must
+    // not write one file while the other's proxy reads it.
+    static PROXIES: AtomicUsize = AtomicUsize::new(0);
     let file = std::env::temp_dir().join(format!(
-        "sluice-limits-{}-{:x}.toml",
+        "sluice-limits-{}-{}.toml",
         std::process::id(),
-        limits.len() * 7919 + limits.bytes().map(usize::from).sum::<usize>()
+        PROXIES.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&file, format!("[limits]\n{limits}\n")).unwrap();
     Proxy::start(Overrides {
