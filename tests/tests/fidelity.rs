@@ -268,46 +268,26 @@ async fn client_cancel_reaches_the_upstream() {
 }
 
 #[tokio::test]
-async fn client_reset_before_response_reaches_the_upstream() {
+async fn client_reset_reaches_the_upstream() {
+    // While the request is still open, the request side reads the reset. Once the client
+    // has ended its request, only the stream's reset tells the proxy: while it waits for
+    // the response headers, and while the response streams.
     init_logs();
     let upstream = ScriptedUpstream::start().await;
     for mode in BODY_MODES {
         let proxy = Proxy::to(upstream.addr, mode).await;
         let client = raw::connect(proxy.addr).await;
-        let mut client = client.ready().await.unwrap();
-        let before = upstream.resets.lock().unwrap().len();
-        let requests_before = upstream.requests.lock().unwrap().len();
-        let (_response, mut send) = client
-            .send_request(raw::grpc_request("/any.Service/Stall", &[]), false)
-            .unwrap();
-        send.send_data(raw::frame(b"x"), false).unwrap();
-        wait_for(|| upstream.requests.lock().unwrap().len() > requests_before).await;
-        send.send_reset(h2::Reason::CANCEL);
-        wait_for(|| upstream.resets.lock().unwrap().len() > before).await;
-        assert_eq!(
-            upstream.resets.lock().unwrap().last(),
-            Some(&h2::Reason::CANCEL),
-            "{mode:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn client_reset_after_its_request_ended_reaches_the_upstream() {
-    // The request side has nothing more to read: only the stream's reset tells the proxy,
-    // while it waits for the response headers and while the response streams.
-    init_logs();
-    let upstream = ScriptedUpstream::start().await;
-    for mode in BODY_MODES {
-        let proxy = Proxy::to(upstream.addr, mode).await;
-        let client = raw::connect(proxy.addr).await;
-        for (behave, answered) in [("stall", false), ("data-then-stall", true)] {
+        for (request_ended, behave, answered) in [
+            (false, "stall", false),
+            (true, "stall", false),
+            (true, "data-then-stall", true),
+        ] {
             let mut client = client.clone().ready().await.unwrap();
             let before = upstream.resets.lock().unwrap().len();
             let requests_before = upstream.requests.lock().unwrap().len();
             let request = raw::grpc_request("/any.Service/Call", &[("x-behave", behave)]);
             let (response, mut send) = client.send_request(request, false).unwrap();
-            send.send_data(raw::frame(b"x"), true).unwrap();
+            send.send_data(raw::frame(b"x"), request_ended).unwrap();
             wait_for(|| upstream.requests.lock().unwrap().len() > requests_before).await;
             if answered {
                 let mut body = response.await.unwrap().into_body();
@@ -318,7 +298,7 @@ async fn client_reset_after_its_request_ended_reaches_the_upstream() {
             assert_eq!(
                 upstream.resets.lock().unwrap().last(),
                 Some(&h2::Reason::CANCEL),
-                "{mode:?} {behave}"
+                "{mode:?} {behave} (request ended: {request_ended})"
             );
         }
     }
