@@ -53,11 +53,16 @@ SMALL_MEMORIES = {"SLUICE_WASM_SMALL_MEMORIES": "1"}
 CHAIN_INSTANCES = 400
 
 
+def is_relay(binary):
+    """Whether `binary` is `h2-relay`, which takes its own flags and runs no plugins."""
+    return Path(binary).name == "h2-relay"
+
+
 def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     """Instructions per operation of one sluice process under callgrind."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
-    if Path(binary).name == "h2-relay":
+    if is_relay(binary):
         proxy = harness.relay_command(binary, port, upstream_port)
     else:
         proxy = harness.sluice_command(binary, port, upstream_port, *sluice_args)
@@ -176,7 +181,7 @@ def main():
                         help="`chain`: the benchmark's 3-plugin message chain (see above)")
     args = parser.parse_args()
     harness.exit_on_sigterm()
-    if args.plugins != "none" and any(Path(b).name == "h2-relay" for b in args.binary):
+    if args.plugins != "none" and any(is_relay(b) for b in args.binary):
         sys.exit("h2-relay runs no plugins: measure it with --plugins none")
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
