@@ -11,6 +11,8 @@ not in them.
     python3 benches/instructions.py --binary OLD/sluice --binary target/release/sluice
     python3 benches/instructions.py --workload bidi --binary OLD/sluice --binary NEW/sluice
     python3 benches/instructions.py --binary target/release/h2-relay --binary target/release/sluice
+    python3 benches/instructions.py --binary target/release/sluice --keep-dumps /tmp/dumps
+        (then: callgrind_annotate --inclusive=yes /tmp/dumps/callgrind.*, to see where they go)
 
 A binary named `h2-relay` (the floor of sluice's HTTP/2 stack, benches/src/bin/h2-relay.rs)
 runs with its own flags and takes no sluice flags (`--plugins none` only).
@@ -58,8 +60,9 @@ def is_relay(binary):
     return Path(binary).name == "h2-relay"
 
 
-def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
-    """Instructions per operation of one sluice process under callgrind."""
+def count(binary, upstream_port, stats_port, load, work, sluice_args, env, keep=None):
+    """Instructions per operation of one sluice process under callgrind; its dump is copied
+    into `keep` if given."""
     port = harness.free_port()
     out = work / f"callgrind.{port}"
     if is_relay(binary):
@@ -92,6 +95,9 @@ def count(binary, upstream_port, stats_port, load, work, sluice_args, env):
     dumps = list(work.glob(f"callgrind.{port}.*"))
     if len(dumps) != 1:
         raise RuntimeError(f"expected one callgrind dump, found {[d.name for d in dumps]}")
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dumps[0], keep / f"callgrind.{Path(binary).parent.name}-{Path(binary).name}.{port}")
     return total_instructions(dumps[0]) / ops
 
 
@@ -179,6 +185,8 @@ def main():
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
                         help="`chain`: the benchmark's 3-plugin message chain (see above)")
+    parser.add_argument("--keep-dumps", type=Path, metavar="DIR",
+                        help="copy each run's callgrind dump into DIR (read it with callgrind_annotate)")
     args = parser.parse_args()
     harness.exit_on_sigterm()
     if args.plugins != "none" and any(is_relay(b) for b in args.binary):
@@ -208,7 +216,7 @@ def main():
             for run in range(args.runs):
                 for binary in args.binary:
                     per_op = count(binary, upstream_port, stats_port, load, work,
-                                   ["--body-mode", args.body_mode, *extra], env)
+                                   ["--body-mode", args.body_mode, *extra], env, args.keep_dumps)
                     results[binary].append(per_op)
                     print(f"run {run + 1}: {binary}: {per_op:,.0f} instructions per {unit}", flush=True)
         finally:
