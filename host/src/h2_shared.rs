@@ -34,6 +34,12 @@ impl RecvBody {
             state: Reading::Data,
         }
     }
+
+    /// The bytes of data h2 has received on the stream and not yet handed out (its
+    /// received bytes not yet released: a frame's bytes are released as it is taken).
+    pub fn buffered(&mut self) -> usize {
+        self.stream.flow_control().used_capacity()
+    }
 }
 
 impl Body for RecvBody {

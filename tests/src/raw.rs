@@ -55,8 +55,8 @@ pub struct RawResponse {
     pub headers_ended_stream: bool,
     /// All data bytes.
     pub data: Vec<u8>,
-    /// How many DATA frames carried them.
-    pub data_frames: usize,
+    /// The length of each DATA frame that carried them, in order.
+    pub data_frames: Vec<usize>,
     /// Trailers, if any came.
     pub trailers: Option<HeaderMap>,
     /// The reset reason, if the stream was reset instead of ending.
@@ -112,7 +112,7 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
                 headers: HeaderMap::new(),
                 headers_ended_stream: false,
                 data: Vec::new(),
-                data_frames: 0,
+                data_frames: Vec::new(),
                 trailers: None,
                 reset: Some(err.reason().expect("a reset, not a connection error")),
             };
@@ -121,14 +121,14 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
     let (head, mut body) = response.into_parts();
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
-    let mut data_frames = 0;
+    let mut data_frames = Vec::new();
     let mut reset = None;
     while let Some(chunk) = body.data().await {
         match chunk {
             Ok(chunk) => {
                 let _ = body.flow_control().release_capacity(chunk.len());
                 data.extend_from_slice(&chunk);
-                data_frames += 1;
+                data_frames.push(chunk.len());
             }
             Err(err) => {
                 reset = err.reason();
@@ -162,7 +162,8 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
 /// `stall` (default) never answers; `reset-before-headers:N` resets with reason N at once;
 /// `reset-after-data:N` sends headers and one message, then resets with reason N;
 /// `data-then-stall` sends headers and one message, then never goes on;
-/// `burst:N` answers N 4-byte messages (the big-endian index), one DATA frame each, then OK;
+/// `burst:N` answers N 4-byte messages (the big-endian index), one DATA frame each, then OK
+/// (`burst:NxSIZE`: each message SIZE bytes, the index then zeros, see [`burst_message`]);
 /// `bad-response-frame` answers with a malformed gRPC message prefix and status OK.
 /// It records every request's headers and the reason of every reset it received.
 #[derive(Debug)]
@@ -219,6 +220,13 @@ impl ScriptedUpstream {
     }
 }
 
+/// Message `index` of a `burst` of `size`-byte messages: the big-endian index, then zeros.
+pub fn burst_message(index: u32, size: usize) -> Vec<u8> {
+    let mut message = index.to_be_bytes().to_vec();
+    message.resize(size.max(4), 0);
+    message
+}
+
 async fn script(
     behave: String,
     request: Request<h2::RecvStream>,
@@ -234,10 +242,12 @@ async fn script(
         send.send_data(frame(b""), false).expect("send data");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         send.send_reset(reason_of(code));
-    } else if let Some(count) = behave.strip_prefix("burst:") {
+    } else if let Some(burst) = behave.strip_prefix("burst:") {
+        let (count, size) = burst.split_once('x').unwrap_or((burst, "4"));
+        let size = size.parse().unwrap_or(4);
         let mut send = grpc_response(&mut respond);
         for i in 0..count.parse::<u32>().unwrap_or(1) {
-            send.send_data(frame(&i.to_be_bytes()), false)
+            send.send_data(frame(&burst_message(i, size)), false)
                 .expect("send data");
         }
         let _ = send.send_trailers(ok_trailers());
@@ -300,12 +310,12 @@ pub async fn try_call(
         .into_parts();
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
-    let mut data_frames = 0;
+    let mut data_frames = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| format!("body: {e}"))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         data.extend_from_slice(&chunk);
-        data_frames += 1;
+        data_frames.push(chunk.len());
     }
     let trailers = body
         .trailers()

@@ -413,8 +413,47 @@ async fn waiting_small_frames_are_coalesced_on_the_raw_path() {
         .collect();
     assert_eq!(response.data, expected, "bytes changed");
     assert!(
-        response.data_frames < MESSAGES as usize / 2,
+        response.data_frames.len() < MESSAGES as usize / 2,
         "{} DATA frames for {MESSAGES} one-message frames",
+        response.data_frames.len()
+    );
+}
+
+/// Frames are joined only while they fit in one HTTP/2 frame (16 KiB) together, so a joined
+/// frame is not split again on the way to the client: with 6,000-byte messages, one per
+/// upstream frame, the client gets frames of at most two messages (the stream's window may
+/// cut one short), never a full 16 KiB frame and the rest of a third message after it.
+#[tokio::test]
+async fn coalesced_frames_fit_in_one_http2_frame() {
+    init_logs();
+    let upstream = ScriptedUpstream::start().await;
+    let proxy = Proxy::to(upstream.addr, BodyMode::Raw).await;
+    let mut client = raw::connect(proxy.addr).await;
+    // Two messages fit in 16 KiB, three do not. 600 KB in all stay inside the proxy's 1 MiB
+    // stream window towards the upstream, so the upstream never splits a message.
+    const MESSAGES: u32 = 100;
+    const SIZE: usize = 6000;
+    let response = raw::call(
+        &mut client,
+        raw::grpc_request("/any.Svc/Burst", &[("x-behave", "burst:100x6000")]),
+        &[raw::frame(b"")],
+        true,
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(0), "{response:?}");
+    let expected: Vec<u8> = (0..MESSAGES)
+        .flat_map(|i| raw::frame(&raw::burst_message(i, SIZE)).to_vec())
+        .collect();
+    assert_eq!(response.data, expected, "bytes changed");
+    let framed = SIZE + 5;
+    assert!(
+        response.data_frames.contains(&(2 * framed)),
+        "no two messages joined: {:?}",
+        response.data_frames
+    );
+    assert!(
+        response.data_frames.iter().all(|&len| len <= 2 * framed),
+        "more than two messages joined: {:?}",
         response.data_frames
     );
 }

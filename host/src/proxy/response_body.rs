@@ -32,8 +32,9 @@ pub struct ResponseBody {
     stashed: Option<Option<Result<Frame<Bytes>, h2::Error>>>,
 }
 
-/// On the raw path, data frames already waiting are sent on as one, up to this size:
-/// fewer, larger HTTP/2 frames for streams of small messages. Nothing waits for more.
+/// On the raw path, data frames already waiting are sent on as one, up to this size (the
+/// HTTP/2 frame size every peer takes, so a joined frame goes out as one frame): fewer,
+/// larger HTTP/2 frames for streams of small messages. Nothing waits for more.
 const COALESCE_BYTES: usize = 16 * 1024;
 
 /// What a response body keeps of its call, in one allocation: the guard until the body
@@ -362,7 +363,9 @@ fn drain_passed() -> Status {
 }
 
 /// Appends the data frames `inner` already has ready to `frame` (a data frame under
-/// [`COALESCE_BYTES`]); whatever else comes first is stashed for the next poll.
+/// [`COALESCE_BYTES`]) while they fit in [`COALESCE_BYTES`] together; whatever else comes
+/// first (a frame that does not fit, trailers, the end) is stashed for the next poll. The
+/// joined frame gets room at once for what h2 holds ready, so it is never grown (a copy).
 fn coalesce(
     frame: Frame<Bytes>,
     inner: &mut RecvBody,
@@ -375,20 +378,34 @@ fn coalesce(
         Err(frame) => return frame,
     };
     let mut joined: Option<bytes::BytesMut> = None;
-    while joined.as_ref().map_or(first.len(), bytes::BytesMut::len) < COALESCE_BYTES {
-        match Pin::new(&mut *inner).poll_frame(cx) {
+    loop {
+        let len = joined.as_ref().map_or(first.len(), bytes::BytesMut::len);
+        if len >= COALESCE_BYTES {
+            break;
+        }
+        let next = match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Pending => break,
-            Poll::Ready(Some(Ok(next))) => match next.into_data() {
-                Ok(data) => joined
-                    .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
-                    .extend_from_slice(&data),
-                Err(other) => {
-                    *stashed = Some(Some(Ok(other)));
-                    break;
-                }
-            },
+            Poll::Ready(Some(Ok(next))) => next,
             Poll::Ready(other) => {
                 *stashed = Some(other);
+                break;
+            }
+        };
+        match next.into_data() {
+            Ok(data) if len + data.len() <= COALESCE_BYTES => joined
+                .get_or_insert_with(|| {
+                    let ready = first.len() + data.len() + inner.buffered();
+                    let mut buffer = bytes::BytesMut::with_capacity(ready.min(COALESCE_BYTES));
+                    buffer.extend_from_slice(&first);
+                    buffer
+                })
+                .extend_from_slice(&data),
+            Ok(data) => {
+                *stashed = Some(Some(Ok(Frame::data(data))));
+                break;
+            }
+            Err(other) => {
+                *stashed = Some(Some(Ok(other)));
                 break;
             }
         }
