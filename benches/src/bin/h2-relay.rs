@@ -8,7 +8,8 @@
 //! runtime, its own HTTP/2 connection to the upstream and the client connections the
 //! accepting thread hands it in turn; the same windows and stream limits as sluice's
 //! defaults. A request's headers and trailers go on as they came (with the client's
-//! authority), its data frames as they came, and the same for the response.
+//! authority), its data frames as they came, and the same for the response. It allocates
+//! with jemalloc, as the `sluice` binary does.
 
 use bytes::Bytes;
 use clap::Parser;
@@ -16,6 +17,11 @@ use h2::{RecvStream, SendStream};
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+/// sluice's allocator (its defaults: nothing here compiles plugins at start-up).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// sluice's defaults (`[limits]`): per-stream and per-connection windows, open streams.
 const STREAM_WINDOW: u32 = 1024 * 1024;
