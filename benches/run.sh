@@ -22,6 +22,7 @@ if ((${#missing[@]})); then
 fi
 command -v h2load >/dev/null || { echo "h2load is required for the unary workloads" >&2; exit 1; }
 
+source scripts/build-tools.sh
 scripts/build-plugins.sh >/dev/null
 cargo build --release -q -p sluice -p sluice-bench
 python3 benches/harness.py "$@"

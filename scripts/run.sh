@@ -10,6 +10,8 @@ LISTEN=${SLUICE_LISTEN:-127.0.0.1:50051}
 UPSTREAM=${SLUICE_UPSTREAM:-127.0.0.1:50052}
 PLUGINS=target/demo-plugins
 
+source scripts/build-tools.sh
+
 echo "== building (release): sluice, example upstream, demo client, plugins"
 cargo build --release --quiet -p sluice -p sluice-tests --bins
 bash scripts/build-plugins.sh >/dev/null

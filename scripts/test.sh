@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/build-tools.sh
+
 echo "== setup: rust target wasm32-wasip2"
 rustup target add wasm32-wasip2 >/dev/null
 
