@@ -391,27 +391,35 @@ async fn wait_for(condition: impl Fn() -> bool) {
     }
 }
 
-/// On the raw path, small DATA frames that are already waiting go on to the client as one
-/// (fewer, larger frames), bytes and trailers unchanged.
-#[tokio::test]
-async fn waiting_small_frames_are_coalesced_on_the_raw_path() {
+/// A burst of `messages` messages of `size` bytes from the upstream, one DATA frame each,
+/// through a proxy on the raw path: the response, its status OK and its bytes unchanged.
+async fn raw_burst(messages: u32, size: usize) -> raw::RawResponse {
     init_logs();
     let upstream = ScriptedUpstream::start().await;
     let proxy = Proxy::to(upstream.addr, BodyMode::Raw).await;
     let mut client = raw::connect(proxy.addr).await;
-    const MESSAGES: u32 = 500;
+    let behave = format!("burst:{messages}x{size}");
     let response = raw::call(
         &mut client,
-        raw::grpc_request("/any.Svc/Burst", &[("x-behave", "burst:500")]),
+        raw::grpc_request("/any.Svc/Burst", &[("x-behave", &behave)]),
         &[raw::frame(b"")],
         true,
     )
     .await;
     assert_eq!(response.grpc_status(), Some(0), "{response:?}");
-    let expected: Vec<u8> = (0..MESSAGES)
-        .flat_map(|i| raw::frame(&i.to_be_bytes()).to_vec())
+    let expected: Vec<u8> = (0..messages)
+        .flat_map(|i| raw::frame(&raw::burst_message(i, size)).to_vec())
         .collect();
     assert_eq!(response.data, expected, "bytes changed");
+    response
+}
+
+/// On the raw path, small DATA frames that are already waiting go on to the client as one
+/// (fewer, larger frames), bytes and trailers unchanged.
+#[tokio::test]
+async fn waiting_small_frames_are_coalesced_on_the_raw_path() {
+    const MESSAGES: u32 = 500;
+    let response = raw_burst(MESSAGES, 4).await;
     assert!(
         response.data_frames.len() < MESSAGES as usize / 2,
         "{} DATA frames for {MESSAGES} one-message frames",
@@ -425,26 +433,10 @@ async fn waiting_small_frames_are_coalesced_on_the_raw_path() {
 /// cut one short), never a full 16 KiB frame and the rest of a third message after it.
 #[tokio::test]
 async fn coalesced_frames_fit_in_one_http2_frame() {
-    init_logs();
-    let upstream = ScriptedUpstream::start().await;
-    let proxy = Proxy::to(upstream.addr, BodyMode::Raw).await;
-    let mut client = raw::connect(proxy.addr).await;
     // Two messages fit in 16 KiB, three do not. 600 KB in all stay inside the proxy's 1 MiB
     // stream window towards the upstream, so the upstream never splits a message.
-    const MESSAGES: u32 = 100;
     const SIZE: usize = 6000;
-    let response = raw::call(
-        &mut client,
-        raw::grpc_request("/any.Svc/Burst", &[("x-behave", "burst:100x6000")]),
-        &[raw::frame(b"")],
-        true,
-    )
-    .await;
-    assert_eq!(response.grpc_status(), Some(0), "{response:?}");
-    let expected: Vec<u8> = (0..MESSAGES)
-        .flat_map(|i| raw::frame(&raw::burst_message(i, SIZE)).to_vec())
-        .collect();
-    assert_eq!(response.data, expected, "bytes changed");
+    let response = raw_burst(100, SIZE).await;
     let framed = SIZE + 5;
     assert!(
         response.data_frames.contains(&(2 * framed)),
