@@ -8,7 +8,7 @@ mod preface;
 mod stream;
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::plugin::watcher::{self, Watcher};
 use crate::plugin::{PluginSource, Registry, Runtime};
 use crate::proxy::Proxy;
@@ -49,11 +49,10 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    drain_timeout: std::time::Duration,
     admin: Option<TcpListener>,
     proxy: Arc<Proxy>,
-    http2: connection::Http2Settings,
-    idle_timeout: Option<std::time::Duration>,
+    /// HTTP/2 settings, keepalive, idle and drain timeouts of client connections.
+    limits: Arc<Limits>,
     watcher: Option<Watcher>,
     certificate_watcher: Option<FolderWatch>,
 }
@@ -72,14 +71,6 @@ impl Server {
             .next()
             .ok_or_else(|| bind_error(std::io::Error::other("address resolved to nothing")))?;
         let listener = listen(address).map_err(bind_error)?;
-        let http2 = connection::Http2Settings {
-            max_concurrent_streams: config.limits.max_concurrent_streams,
-            stream_window: config.limits.stream_window_bytes,
-            connection_window: config.limits.connection_window_bytes,
-            max_header_list: config.limits.max_header_list_bytes,
-            keepalive_interval: config.limits.keepalive_interval,
-            keepalive_timeout: config.limits.keepalive_timeout,
-        };
         let registry = match &config.plugins {
             None => Registry::default(),
             Some(dir) => {
@@ -127,11 +118,9 @@ impl Server {
         let certificate_watcher = watch_certificates(&certificates)?;
         Ok(Server {
             listener,
-            drain_timeout: config.limits.drain_timeout,
             admin,
             proxy: Arc::new(Proxy::new(config, registry, certificates)),
-            http2,
-            idle_timeout: config.limits.idle_timeout,
+            limits: Arc::new(config.limits.clone()),
             watcher,
             certificate_watcher,
         })
@@ -183,10 +172,9 @@ impl Server {
         let _watchers = (self.watcher, self.certificate_watcher);
         let connections = TaskTracker::new();
         let shared = connection::Shared {
-            http2: Arc::new(self.http2),
+            limits: self.limits.clone(),
             proxy: self.proxy.clone(),
             tls: self.proxy.certificates().listener().cloned(),
-            idle_timeout: self.idle_timeout,
             stop: CancellationToken::new(),
         };
         let counts = self
@@ -208,7 +196,7 @@ impl Server {
         drop(balancer);
         drop(self.listener);
         // Drain: no new connections; GOAWAY on the open ones; calls in flight may finish.
-        let drain_timeout = self.drain_timeout;
+        let drain_timeout = self.limits.drain_timeout;
         tracing::info!(?drain_timeout, "shutting down: draining calls in flight");
         shared.stop.cancel();
         connections.close();

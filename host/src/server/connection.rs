@@ -3,6 +3,7 @@
 //! open for that long: GOAWAY and close) and a graceful close when the server stops.
 
 use super::{preface, stream};
+use crate::config::Limits;
 use crate::h2_shared::silent_peer;
 use crate::proxy::Proxy;
 use bytes::Bytes;
@@ -23,38 +24,26 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an HTTP/1 client may take to send the request that is then refused.
 const HTTP1_REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// HTTP/2 settings for client connections.
-#[derive(Debug, Clone)]
-pub(super) struct Http2Settings {
-    pub max_concurrent_streams: u32,
-    pub stream_window: u32,
-    pub connection_window: u32,
-    pub max_header_list: u32,
-    pub keepalive_interval: Option<Duration>,
-    pub keepalive_timeout: Duration,
-}
-
-impl Http2Settings {
-    fn builder(&self) -> h2::server::Builder {
-        let mut builder = h2::server::Builder::new();
-        builder
-            .max_concurrent_streams(self.max_concurrent_streams)
-            .initial_window_size(self.stream_window)
-            .initial_connection_window_size(self.connection_window)
-            .max_header_list_size(self.max_header_list)
-            .max_pending_accept_reset_streams(1024)
-            .max_local_error_reset_streams(Some(1024));
-        builder
-    }
+/// The HTTP/2 server side of a client connection, as `limits` set it.
+fn http2_builder(limits: &Limits) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .initial_window_size(limits.stream_window_bytes)
+        .initial_connection_window_size(limits.connection_window_bytes)
+        .max_header_list_size(limits.max_header_list_bytes)
+        .max_pending_accept_reset_streams(1024)
+        .max_local_error_reset_streams(Some(1024));
+    builder
 }
 
 /// What every connection shares.
 #[derive(Debug, Clone)]
 pub(super) struct Shared {
-    pub http2: Arc<Http2Settings>,
+    /// HTTP/2 settings, keepalive and idle timeout.
+    pub limits: Arc<Limits>,
     pub proxy: Arc<Proxy>,
     pub tls: Option<Arc<crate::tls::ServerTls>>,
-    pub idle_timeout: Option<Duration>,
     /// Cancelled when the server stops: connections send GOAWAY and finish their calls.
     pub stop: CancellationToken,
 }
@@ -103,7 +92,7 @@ where
             }
         },
         () = shared.stop.cancelled() => return,
-        () = activity.idled_out(shared.idle_timeout) => {
+        () = activity.idled_out(shared.limits.idle_timeout) => {
             tracing::debug!(%peer, "closing a client connection that sent nothing");
             return;
         }
@@ -120,7 +109,7 @@ async fn serve_http2<Io>(shared: &Shared, io: Io, peer: SocketAddr, activity: &A
 where
     Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let handshake = shared.http2.builder().handshake::<_, Bytes>(io);
+    let handshake = http2_builder(&shared.limits).handshake::<_, Bytes>(io);
     let mut connection = tokio::select! {
         handshake = handshake => match handshake {
             Ok(connection) => connection,
@@ -130,17 +119,17 @@ where
             }
         },
         () = shared.stop.cancelled() => return,
-        () = activity.idled_out(shared.idle_timeout) => return,
+        () = activity.idled_out(shared.limits.idle_timeout) => return,
     };
     let silent = silent_peer(
         connection.ping_pong(),
-        shared.http2.keepalive_interval,
-        shared.http2.keepalive_timeout,
+        shared.limits.keepalive_interval,
+        shared.limits.keepalive_timeout,
     );
     // Made once, not once per stream accepted: waiting on either registers with a timer
     // or the server's stop token.
     let stopped = shared.stop.cancelled();
-    let idle = activity.idled_out(shared.idle_timeout);
+    let idle = activity.idled_out(shared.limits.idle_timeout);
     tokio::pin!(silent, stopped, idle);
     let mut closing = false;
     loop {
