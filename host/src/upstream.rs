@@ -12,7 +12,7 @@ use crate::proxy::RequestBody;
 use crate::tls::ClientTls;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use connection::{Connection, Http2Settings};
+use connection::Connection;
 use http::{Request, Response};
 use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -74,7 +74,8 @@ struct Endpoint {
     in_flight: AtomicUsize,
     connects: AtomicU64,
     connect_timeout: Duration,
-    http2: Http2Settings,
+    /// HTTP/2 windows and keepalive of its connections (the config's, shared).
+    limits: Arc<Limits>,
     tls: Option<Arc<ClientTls>>,
     health: Mutex<Health>,
 }
@@ -137,12 +138,7 @@ impl InFlight {
 impl Cluster {
     /// A cluster from its configuration; nothing connects until the first call.
     pub fn new(config: &ClusterConfig, limits: &Limits, tls: Option<Arc<ClientTls>>) -> Cluster {
-        let http2 = Http2Settings {
-            stream_window: limits.stream_window_bytes,
-            connection_window: limits.connection_window_bytes,
-            keepalive_interval: limits.keepalive_interval,
-            keepalive_timeout: limits.keepalive_timeout,
-        };
+        let limits = Arc::new(limits.clone());
         Cluster {
             name: config.name.as_str().into(),
             endpoints: config
@@ -158,7 +154,7 @@ impl Cluster {
                         in_flight: AtomicUsize::new(0),
                         connects: AtomicU64::new(0),
                         connect_timeout: config.connect_timeout,
-                        http2: http2.clone(),
+                        limits: limits.clone(),
                         tls: tls.clone(),
                         health: Mutex::new(Health::default()),
                     })
@@ -363,7 +359,7 @@ impl Endpoint {
         // would grow every call's future (and the bytes moved per call).
         let connected = Box::pin(async {
             let io = self.transport().await?;
-            let handshake = connection::handshake(io, &self.http2, self.address.clone());
+            let handshake = connection::handshake(io, &self.limits, self.address.clone());
             tokio::time::timeout(self.connect_timeout, handshake)
                 .await
                 .map_err(|_| format!("{}: HTTP/2 handshake timed out", self.address))?

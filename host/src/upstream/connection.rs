@@ -1,24 +1,15 @@
 //! One pooled HTTP/2 connection to an upstream endpoint, driven by `h2` directly: the
-//! handshake with the pool's settings, and the task that drives the connection, sends its
+//! handshake with the configured windows, and the task that drives the connection, sends its
 //! keepalive pings and marks it closed when it ends. Calls open streams on it from their
 //! own tasks (no dispatch channel between a call and the connection).
 
+use crate::config::Limits;
 use crate::h2_shared::silent_peer;
 use bytes::Bytes;
 use h2::client::SendRequest;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-
-/// HTTP/2 settings for upstream connections.
-#[derive(Clone, Debug)]
-pub(super) struct Http2Settings {
-    pub stream_window: u32,
-    pub connection_window: u32,
-    pub keepalive_interval: Option<Duration>,
-    pub keepalive_timeout: Duration,
-}
 
 /// Largest header list accepted from an upstream (what hyper's client allowed before).
 const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
@@ -49,15 +40,15 @@ impl Connection {
 /// The HTTP/2 handshake on `io`; the connection is then driven by a task of its own.
 pub(super) async fn handshake<Io>(
     io: Io,
-    settings: &Http2Settings,
+    limits: &Limits,
     address: Arc<str>,
 ) -> Result<Arc<Connection>, String>
 where
     Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, mut driver) = h2::client::Builder::new()
-        .initial_window_size(settings.stream_window)
-        .initial_connection_window_size(settings.connection_window)
+        .initial_window_size(limits.stream_window_bytes)
+        .initial_connection_window_size(limits.connection_window_bytes)
         .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
         .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
@@ -72,8 +63,8 @@ where
     });
     let silent = silent_peer(
         driver.ping_pong(),
-        settings.keepalive_interval,
-        settings.keepalive_timeout,
+        limits.keepalive_interval,
+        limits.keepalive_timeout,
     );
     let shared = connection.clone();
     tokio::spawn(async move {
