@@ -3,6 +3,7 @@
 //! the workers do not contend for one lock on every hook of a stateless plugin.
 
 use super::runtime::Instance;
+use crate::worker::PerWorker;
 use std::sync::Mutex;
 
 /// Idle instances kept per shard: enough for the calls a busy worker has open at once, so
@@ -15,7 +16,7 @@ pub const MAX_IDLE_PER_SHARD: usize = 512;
 /// (Generic for the tests; the proxy keeps boxed [`Instance`]s: a pointer moves in and out
 /// of the pool, not the instance.)
 pub struct IdlePool<T = Box<Instance>> {
-    shards: Box<[Mutex<Vec<T>>]>,
+    shards: PerWorker<Mutex<Vec<T>>>,
 }
 
 impl<T> std::fmt::Debug for IdlePool<T> {
@@ -31,17 +32,13 @@ impl<T> IdlePool<T> {
     /// An empty pool with `shards` shards (at least one).
     pub fn new(shards: usize) -> IdlePool<T> {
         IdlePool {
-            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            shards: PerWorker::new(shards),
         }
     }
 
-    /// The shard of the worker running this thread.
-    fn home(&self) -> usize {
-        crate::worker::current().0 % self.shards.len()
-    }
-
     fn shard(&self, index: usize) -> std::sync::MutexGuard<'_, Vec<T>> {
-        self.shards[index]
+        self.shards
+            .shard(index)
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -49,7 +46,7 @@ impl<T> IdlePool<T> {
     /// The instance this thread returned last; else one another thread returned (still
     /// cheaper than a new instance); `None` when the pool is empty.
     pub fn take(&self) -> Option<T> {
-        let home = self.home();
+        let home = self.shards.home();
         if let Some(instance) = self.shard(home).pop() {
             return Some(instance);
         }
@@ -61,7 +58,7 @@ impl<T> IdlePool<T> {
     /// Keeps `instance` for this thread's next hook, unless its shard is full (then it is
     /// dropped).
     pub fn put(&self, instance: T) {
-        let mut shard = self.shard(self.home());
+        let mut shard = self.shard(self.shards.home());
         if shard.len() < MAX_IDLE_PER_SHARD {
             shard.push(instance);
         }

@@ -175,8 +175,6 @@ pub struct Runtime {
     engine: Engine,
     /// Every loaded version's idle instances: given up when the instance pool is full.
     idle_pools: Arc<Mutex<Vec<std::sync::Weak<IdlePool>>>>,
-    /// Shards of each idle pool: one per core, counted once.
-    idle_shards: usize,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -254,9 +252,6 @@ impl Runtime {
         Ok(Runtime {
             engine,
             idle_pools: Arc::default(),
-            idle_shards: std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .min(64),
         })
     }
 
@@ -306,7 +301,7 @@ impl Runtime {
     /// A new idle pool (a shard per core), given up by [`Runtime::instantiate`] when the
     /// instance pool is full.
     pub fn idle_pool(&self) -> Arc<IdlePool> {
-        let pool = Arc::new(IdlePool::new(self.idle_shards));
+        let pool = Arc::new(IdlePool::new(crate::worker::cores()));
         let mut pools = self.idle_pools.lock().expect("idle pools lock");
         pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(&pool));

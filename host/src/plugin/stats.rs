@@ -2,6 +2,7 @@
 //! kind (for `/metrics`); per call, the verdicts that changed it (for the access log).
 
 use super::bindings::Hooks;
+use crate::worker::PerWorker;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -133,10 +134,15 @@ impl FailureKind {
     }
 }
 
+/// Hook calls by hook and verdict.
+type OutcomeCounts = [[AtomicU64; Outcome::ALL.len()]; Hook::ALL.len()];
+
 /// Counters of one plugin version.
 #[derive(Debug, Default)]
 pub struct PluginStats {
-    outcomes: [[AtomicU64; Outcome::ALL.len()]; Hook::ALL.len()],
+    /// Counted by each worker in its own shard: every hook call adds one, and one counter
+    /// shared by the workers would move between their cores on every hook.
+    outcomes: PerWorker<OutcomeCounts>,
     failures: [AtomicU64; FailureKind::ALL.len()],
     skipped: AtomicU64,
 }
@@ -144,7 +150,7 @@ pub struct PluginStats {
 impl PluginStats {
     /// Counts one hook call.
     pub fn count(&self, hook: Hook, outcome: Outcome) {
-        self.outcomes[hook as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.outcomes.local()[hook as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failure; `skipped` when the policy let the call go on without the plugin.
@@ -157,7 +163,10 @@ impl PluginStats {
 
     /// Hook calls so far.
     pub fn outcomes(&self, hook: Hook, outcome: Outcome) -> u64 {
-        self.outcomes[hook as usize][outcome as usize].load(Ordering::Relaxed)
+        self.outcomes
+            .iter()
+            .map(|shard| shard[hook as usize][outcome as usize].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Failures of `kind` so far.
@@ -241,5 +250,24 @@ mod tests {
         assert_eq!(stats.outcomes(Hook::Trailers, Outcome::Forward), 0);
         assert_eq!(stats.failures(FailureKind::Deadline), 1);
         assert_eq!(stats.skipped(), 1);
+    }
+
+    #[test]
+    fn hook_counts_of_every_worker_add_up() {
+        let stats = Arc::new(PluginStats::default());
+        let workers = crate::worker::cores();
+        for worker in 0..workers + 1 {
+            let stats = stats.clone();
+            std::thread::spawn(move || {
+                crate::worker::set(worker, workers + 1);
+                stats.count(Hook::RequestMessage, Outcome::Drop);
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(
+            stats.outcomes(Hook::RequestMessage, Outcome::Drop),
+            workers as u64 + 1
+        );
     }
 }
