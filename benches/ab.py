@@ -29,7 +29,8 @@ def main():
     parser.add_argument("--b", required=True, help="the sluice binary to compare")
     parser.add_argument("--workload", choices=["unary64", "unary16k", "bidi", "stream"], default="unary64")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
-                        help="the plugins both builds load (`chain`: the benchmark's 3-plugin message chain)")
+                        help="the plugins both builds load (`chain`: the benchmark's 3-plugin message chain; "
+                             "`empty-hooks`: three message hooks that do next to nothing)")
     parser.add_argument("--plugins-b", choices=sorted(harness.PLUGIN_SETS),
                         help="other plugins for B (the same --a and --b binary then compares plugin sets)")
     parser.add_argument("--wasm-a", metavar="DIR",

@@ -123,8 +123,12 @@ CHAIN_PLUGINS = [
     ("30-dedupe", "dedupe", ""),
 ]
 
+# Three message hooks that do next to nothing (size-limit with a limit no message
+# reaches): what three plugin entries cost on their own, the floor under CHAIN_PLUGINS.
+EMPTY_HOOK_PLUGINS = [(f"{n}0-size", "size_limit", "max_request_bytes = 1048576\n") for n in (1, 2, 3)]
+
 # The plugin sets benches/ab.py and benches/instructions.py take (`--plugins`).
-PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS}
+PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS, "empty-hooks": EMPTY_HOOK_PLUGINS}
 
 
 def plugin_dir(work, name, plugins, wasm=None):

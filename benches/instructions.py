@@ -22,7 +22,9 @@ on 128 streams, per round trip), `stream` (bench-client's server streaming, per 
 Each binary is measured --runs times, in turn. Needs valgrind (apt-get install valgrind),
 h2load and the release bench binaries; builds nothing (benches/run.sh does).
 
-`--plugins chain` loads the benchmark's 3-plugin message chain. Wasmtime's instance pool
+`--plugins chain` loads the benchmark's 3-plugin message chain; `--plugins empty-hooks`
+three message hooks that do next to nothing (what three plugin entries cost on their own,
+the floor under the chain). Wasmtime's instance pool
 reserves more address space than valgrind can map, so sluice then runs with
 SLUICE_WASM_SMALL_MEMORIES (64 MiB plugin memories with explicit bounds checks instead of
 4 GiB reservations with guard pages) and a pool of 400 instances: the plugins' own code is
@@ -184,7 +186,8 @@ def main():
     parser.add_argument("--body-mode", choices=["auto", "raw", "message"], default="auto",
                         help="sluice's --body-mode (`message` de-frames every message without plugins)")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
-                        help="`chain`: the benchmark's 3-plugin message chain (see above)")
+                        help="`chain`: the benchmark's 3-plugin message chain; `empty-hooks`: three "
+                             "message hooks that do next to nothing (see above)")
     parser.add_argument("--keep-dumps", type=Path, metavar="DIR",
                         help="copy each run's callgrind dump into DIR (read it with callgrind_annotate)")
     args = parser.parse_args()
