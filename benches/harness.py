@@ -386,17 +386,22 @@ def table(workload, unit, rows):
 
 
 def chart(results, names, path):
-    """Grouped bars: ratio to direct per workload and target."""
-    colors = ["#888888", "#1f77b4", "#6baed6", "#9ecae1", "#d62728", "#2ca02c"]
+    """Grouped bars: ratio to direct per workload and target, a colour per target and a
+    legend below the chart (three columns)."""
+    colors = ["#888888", "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a",
+              "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf"]
     workloads = list(results)
-    width, height, left, bottom = 900, 360, 60, 60
+    width, plot_height, left, bottom = 900, 360, 60, 60
+    columns, row_height = 3, 18
+    height = plot_height + row_height * -(-len(names) // columns)
     group = (width - left - 20) / len(workloads)
     bar = group / (len(names) + 1)
-    scale = (height - bottom - 30) / 1.1
+    scale = (plot_height - bottom - 30) / 1.1
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{left}" y="18" font-size="14">Throughput as a ratio to direct (same run, higher is better)</text>']
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
-        y = height - bottom - tick * scale
+        y = plot_height - bottom - tick * scale
         svg.append(f'<line x1="{left}" x2="{width - 20}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         svg.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
     for gi, workload in enumerate(workloads):
@@ -407,11 +412,13 @@ def chart(results, names, path):
                 continue
             h = min(r["ratio"], 1.1) * scale
             x = x0 + ni * bar
-            svg.append(f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{bar * 0.9:.1f}" height="{h:.1f}" fill="{colors[ni % len(colors)]}"><title>{name}: {r["ratio"]:.2f}</title></rect>')
-        svg.append(f'<text x="{left + gi * group + group / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">{workload}</text>')
+            svg.append(f'<rect x="{x:.1f}" y="{plot_height - bottom - h:.1f}" width="{bar * 0.9:.1f}" height="{h:.1f}" fill="{colors[ni % len(colors)]}"><title>{name}: {r["ratio"]:.2f}</title></rect>')
+        svg.append(f'<text x="{left + gi * group + group / 2:.1f}" y="{plot_height - bottom + 16}" text-anchor="middle">{workload}</text>')
+    column_width = (width - left) / columns
     for ni, name in enumerate(names):
-        x = left + ni * 140
-        svg.append(f'<rect x="{x}" y="{height - 22}" width="10" height="10" fill="{colors[ni % len(colors)]}"/><text x="{x + 14}" y="{height - 13}">{name}</text>')
+        x = left + (ni % columns) * column_width
+        y = plot_height - 22 + (ni // columns) * row_height
+        svg.append(f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{colors[ni % len(colors)]}"/><text x="{x + 14:.0f}" y="{y + 9}">{name}</text>')
     svg.append("</svg>")
     path.write_text("\n".join(svg))
 
