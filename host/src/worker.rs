@@ -1,6 +1,7 @@
 //! Which worker thread the current code runs on, for thread-per-core serving: each worker
 //! serves the client connections handed to it on its own single-threaded runtime, and the
-//! upstream pool hands a worker the connections that live on that same thread.
+//! upstream pool hands a worker the connections that live on that same thread. Also what
+//! is kept per worker: [`PerWorker`] values, and the client connections each one serves.
 
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
