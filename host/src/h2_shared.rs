@@ -149,7 +149,7 @@ impl BodySender {
     /// the body says it has ended), trailers, the end (an empty data frame ending the
     /// stream), or an error (a reset with the reason found in it). h2 queues data beyond
     /// the stream's window; what was sent may have used the window up, so the next
-    /// [`BodySender::poll_window`] looks again.
+    /// `BodySender::poll_window` looks again.
     pub fn send<B: Body>(
         &mut self,
         body: &B,

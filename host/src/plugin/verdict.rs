@@ -52,7 +52,7 @@ pub fn bytes(verdict: Verdict, output: HookOutput) -> wasmtime::Result<BytesVerd
     })
 }
 
-/// Joins a headers or trailers hook's verdict with its output, as [`bytes`] does.
+/// Joins a headers or trailers hook's verdict with its output, as [`bytes()`] does.
 pub fn headers(verdict: HeadersVerdict, output: HookOutput) -> wasmtime::Result<HeadersDecision> {
     Ok(match verdict {
         HeadersVerdict::Continue => HeadersDecision::Continue,
