@@ -137,7 +137,13 @@ where
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     let open = OpenCall::new(activity.clone());
-                    tokio::spawn(stream::serve(shared.proxy.clone(), request, respond, open));
+                    // Boxed: the call's future is large, and spawning moves it several times.
+                    tokio::spawn(Box::pin(stream::serve(
+                        shared.proxy.clone(),
+                        request,
+                        respond,
+                        open,
+                    )));
                 }
                 Some(Err(err)) => {
                     tracing::debug!(%peer, "client connection ended: {err}");
