@@ -72,11 +72,12 @@ enum Path {
 impl Proxy {
     /// Builds routes and clusters from `config`, with the plugins of `registry`.
     pub fn new(config: &Config, registry: Arc<Registry>, certificates: Arc<Certificates>) -> Proxy {
+        let limits = Arc::new(config.limits.clone());
         let clusters: Vec<Arc<Cluster>> = config
             .clusters
             .iter()
             .enumerate()
-            .map(|(i, c)| Arc::new(Cluster::new(c, &config.limits, certificates.cluster(i))))
+            .map(|(i, c)| Arc::new(Cluster::new(c, &limits, certificates.cluster(i))))
             .collect();
         let routes = RouteTable::new(
             config

@@ -136,9 +136,13 @@ impl InFlight {
 }
 
 impl Cluster {
-    /// A cluster from its configuration; nothing connects until the first call.
-    pub fn new(config: &ClusterConfig, limits: &Limits, tls: Option<Arc<ClientTls>>) -> Cluster {
-        let limits = Arc::new(limits.clone());
+    /// A cluster from its configuration; nothing connects until the first call. Its
+    /// endpoints share `limits` (every cluster of a proxy shares one).
+    pub fn new(
+        config: &ClusterConfig,
+        limits: &Arc<Limits>,
+        tls: Option<Arc<ClientTls>>,
+    ) -> Cluster {
         Cluster {
             name: config.name.as_str().into(),
             endpoints: config
@@ -468,7 +472,7 @@ mod tests {
             tls: None,
             health_check: None,
         };
-        let cluster = Cluster::new(&config, &Limits::default(), None);
+        let cluster = Cluster::new(&config, &Arc::new(Limits::default()), None);
         let endpoint = cluster.endpoints[0].clone();
         let index = |slot: &Slot| {
             endpoint
