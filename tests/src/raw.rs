@@ -102,6 +102,22 @@ pub async fn call(
     read_response(response).await
 }
 
+/// Reads `body`'s data frames until its end or an error, releasing their window: the bytes
+/// into `data`, each frame's length into `data_frames`.
+async fn read_data(
+    body: &mut h2::RecvStream,
+    data: &mut Vec<u8>,
+    data_frames: &mut Vec<usize>,
+) -> Result<(), h2::Error> {
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+        data_frames.push(chunk.len());
+    }
+    Ok(())
+}
+
 /// Reads a whole response, noting a reset instead of failing.
 pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse {
     let response = match response.await {
@@ -122,20 +138,10 @@ pub async fn read_response(response: h2::client::ResponseFuture) -> RawResponse 
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
     let mut data_frames = Vec::new();
-    let mut reset = None;
-    while let Some(chunk) = body.data().await {
-        match chunk {
-            Ok(chunk) => {
-                let _ = body.flow_control().release_capacity(chunk.len());
-                data.extend_from_slice(&chunk);
-                data_frames.push(chunk.len());
-            }
-            Err(err) => {
-                reset = err.reason();
-                break;
-            }
-        }
-    }
+    let mut reset = read_data(&mut body, &mut data, &mut data_frames)
+        .await
+        .err()
+        .and_then(|err| err.reason());
     let trailers = if reset.is_none() {
         match body.trailers().await {
             Ok(trailers) => trailers,
@@ -311,12 +317,9 @@ pub async fn try_call(
     let headers_ended_stream = body.is_end_stream();
     let mut data = Vec::new();
     let mut data_frames = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| format!("body: {e}"))?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        data.extend_from_slice(&chunk);
-        data_frames.push(chunk.len());
-    }
+    read_data(&mut body, &mut data, &mut data_frames)
+        .await
+        .map_err(|e| format!("body: {e}"))?;
     let trailers = body
         .trailers()
         .await
