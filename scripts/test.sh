@@ -16,6 +16,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, grpc_tools" 
 fi
 export SLUICE_PYTHON="$PWD/.venv/bin/python"
 
+echo "== vendor/wasmtime is the published crate with vendor/wasmtime.patch"
+bash scripts/vendor-wasmtime.sh --check
+
 echo "== build plugins (wasm32-wasip2 components)"
 bash scripts/build-plugins.sh >/dev/null
 
