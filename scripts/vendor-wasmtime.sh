@@ -37,7 +37,8 @@ cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml"
 
 crate_file=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"wasmtime-$VERSION.crate" | head -n 1)
 tar xzf "$crate_file" -C "$work"
-patch --quiet -p1 -d "$work/wasmtime-$VERSION" < vendor/wasmtime.patch
+# `git apply` works outside a repository too (and git is there wherever this repo is).
+(cd "$work/wasmtime-$VERSION" && git apply "$OLDPWD/vendor/wasmtime.patch")
 
 if $check; then
   if ! diff -r "$work/wasmtime-$VERSION" vendor/wasmtime; then
