@@ -76,9 +76,9 @@ impl<T> PerWorker<T> {
         &self.shards[self.home()]
     }
 
-    /// Shard `index` (wrapped).
+    /// Shard `index` (below [`PerWorker::len`]; [`PerWorker::home`] is one).
     pub fn shard(&self, index: usize) -> &T {
-        &self.shards[index % self.shards.len()]
+        &self.shards[index]
     }
 
     /// How many shards there are.

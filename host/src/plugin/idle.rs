@@ -36,11 +36,9 @@ impl<T> IdlePool<T> {
         }
     }
 
+    /// Shard `index`, locked.
     fn shard(&self, index: usize) -> std::sync::MutexGuard<'_, Vec<T>> {
-        self.shards
-            .shard(index)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(self.shards.shard(index))
     }
 
     /// The instance this thread returned last; else one another thread returned (still
@@ -58,7 +56,7 @@ impl<T> IdlePool<T> {
     /// Keeps `instance` for this thread's next hook, unless its shard is full (then it is
     /// dropped).
     pub fn put(&self, instance: T) {
-        let mut shard = self.shard(self.shards.home());
+        let mut shard = lock(self.shards.local());
         if shard.len() < MAX_IDLE_PER_SHARD {
             shard.push(instance);
         }
@@ -80,6 +78,13 @@ impl<T> IdlePool<T> {
             .flat_map(|i| std::mem::take(&mut *self.shard(i)))
             .collect()
     }
+}
+
+/// Locks a shard; one a panic left poisoned is taken over (its instances are whole).
+fn lock<T>(shard: &Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
