@@ -20,10 +20,13 @@ esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# A throwaway package outside the workspace (so the workspace's [patch] does not apply)
-# that depends on the published crate: `cargo fetch` downloads it and checks its checksum.
+# A throwaway package, a workspace of its own (so the workspace's [patch] does not apply,
+# wherever the temporary folder is), that depends on the published crate: `cargo fetch`
+# downloads it and checks its checksum.
 mkdir -p "$work/fetch/src"
 cat > "$work/fetch/Cargo.toml" <<TOML
+[workspace]
+
 [package]
 name = "fetch-wasmtime"
 version = "0.0.0"
@@ -37,8 +40,9 @@ cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml"
 
 crate_file=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"wasmtime-$VERSION.crate" | head -n 1)
 tar xzf "$crate_file" -C "$work"
-# `git apply` works outside a repository too (and git is there wherever this repo is).
-(cd "$work/wasmtime-$VERSION" && git apply "$OLDPWD/vendor/wasmtime.patch")
+# `git apply` works outside a repository too (and git is there wherever this repo is); the
+# ceiling keeps it from taking a repository above the temporary folder for the crate's own.
+GIT_CEILING_DIRECTORIES="$work" git -C "$work/wasmtime-$VERSION" apply "$PWD/vendor/wasmtime.patch"
 
 if $check; then
   if ! diff -r "$work/wasmtime-$VERSION" vendor/wasmtime; then
