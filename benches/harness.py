@@ -127,8 +127,12 @@ CHAIN_PLUGINS = [
 # reaches): what three plugin entries cost on their own, the floor under CHAIN_PLUGINS.
 EMPTY_HOOK_PLUGINS = [(f"{n}0-size", "size_limit", "max_request_bytes = 1048576\n") for n in (1, 2, 3)]
 
+# One headers-only plugin: method-acl allowing the benchmark's service (every call enters it
+# once, for its request headers).
+HEADERS_PLUGINS = [("10-acl", "method_acl", 'allow = ["/bench.Echo/*"]\n')]
+
 # The plugin sets benches/ab.py and benches/instructions.py take (`--plugins`).
-PLUGIN_SETS = {"none": None, "chain": CHAIN_PLUGINS, "empty-hooks": EMPTY_HOOK_PLUGINS}
+PLUGIN_SETS = {"none": None, "headers": HEADERS_PLUGINS, "chain": CHAIN_PLUGINS, "empty-hooks": EMPTY_HOOK_PLUGINS}
 
 
 def plugin_dir(work, name, plugins, wasm=None):
@@ -464,7 +468,7 @@ def main():
         if want("sluice"):
             sluice_targets.append(("sluice", None))
         if want("headers"):
-            sluice_targets.append(("sluice + headers plugin", [("10-acl", "method_acl", 'allow = ["/bench.Echo/*"]\n')]))
+            sluice_targets.append(("sluice + headers plugin", HEADERS_PLUGINS))
         if want("chain"):
             sluice_targets.append(("sluice + 3-plugin chain", CHAIN_PLUGINS))
         for name, plugins in sluice_targets:
