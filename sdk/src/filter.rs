@@ -2,7 +2,8 @@
 //! call through, so a plugin implements only what it declared in its [`Interest`].
 
 use crate::CallInfo;
-use crate::types::{Headers, Interest, Status, Verdict};
+use crate::Headers;
+use crate::types::{Interest, Status, Verdict};
 use std::rc::Rc;
 
 /// A filter plugin. One value per call, made by [`Filter::new`] when the call's first hook

@@ -50,14 +50,6 @@ fn interest_to_wit(interest: Interest) -> t::Interest {
 /// made by [`crate::register!`]. An instance serves one call at a time.
 pub type CurrentCall<F> = std::thread::LocalKey<RefCell<Option<(u64, F)>>>;
 
-fn headers_from_wit(flat: t::Metadata) -> Headers {
-    Headers::new(crate::metadata::decode(&flat))
-}
-
-fn headers_to_wit(headers: Headers) -> t::Metadata {
-    crate::metadata::encode(&headers.into_entries())
-}
-
 fn status_to_wit(status: Status) -> t::Status {
     t::Status {
         code: status.code as u32,
@@ -77,7 +69,7 @@ fn headers_verdict(result: Result<(), Status>, headers: Headers) -> t::HeadersVe
             t::HeadersVerdict::Reject
         }
         Ok(()) if headers.is_modified() => {
-            host::set_headers(&headers_to_wit(headers));
+            host::set_headers(&headers.to_flat());
             t::HeadersVerdict::Modify
         }
         Ok(()) => t::HeadersVerdict::Continue,
@@ -134,7 +126,7 @@ pub fn headers_hook<F: Filter>(
     headers: t::Metadata,
     hook: fn(&mut F, &mut Headers) -> Result<(), Status>,
 ) -> t::HeadersVerdict {
-    let mut headers = headers_from_wit(headers);
+    let mut headers = Headers::from_flat(headers);
     let result = with_call(current, call, |f| hook(f, &mut headers));
     headers_verdict(result, headers)
 }
@@ -158,7 +150,7 @@ pub fn on_trailers<F: Filter>(
     trailers: t::Metadata,
 ) -> t::HeadersVerdict {
     let status = Status::new(Code::from_u32(status.code), status.message);
-    let mut trailers = headers_from_wit(trailers);
+    let mut trailers = Headers::from_flat(trailers);
     let result = with_call(current, call, |f| f.on_trailers(&status, &mut trailers));
     headers_verdict(result, trailers)
 }

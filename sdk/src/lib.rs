@@ -42,9 +42,8 @@
 mod call_info;
 mod codec;
 mod filter;
+mod headers;
 mod host;
-#[cfg(any(target_arch = "wasm32", test))]
-mod metadata;
 pub mod testing;
 mod types;
 pub mod wire;
@@ -52,8 +51,9 @@ pub mod wire;
 pub use call_info::CallInfo;
 pub use codec::{decode, encode};
 pub use filter::Filter;
+pub use headers::Headers;
 pub use host::{Level, call_state, counter_add, log, set_call_state};
-pub use types::{Code, Headers, Hooks, Interest, Status, Verdict};
+pub use types::{Code, Hooks, Interest, Status, Verdict};
 
 /// Bindings generated from `wit/filter.wit` (wasm builds only; used by [`register!`]).
 #[cfg(target_arch = "wasm32")]
