@@ -14,6 +14,8 @@ started are stopped.
         --plugins none --plugins-b chain
     python3 benches/ab.py --a OLD/sluice --wasm-a OLD/target/wasm32-wasip2/release \
         --b target/release/sluice --workload bidi --plugins chain
+    python3 benches/ab.py --a S --wasm-a OLD/target/wasm32-wasip2/release --b S \
+        --workload unary64 --plugins headers          (same proxy, plugins built from two SDKs)
 """
 
 import argparse
@@ -30,7 +32,8 @@ def main():
     parser.add_argument("--workload", choices=["unary64", "unary16k", "bidi", "stream"], default="unary64")
     parser.add_argument("--plugins", choices=sorted(harness.PLUGIN_SETS), default="none",
                         help="the plugins both builds load (`chain`: the benchmark's 3-plugin message chain; "
-                             "`empty-hooks`: three message hooks that do next to nothing)")
+                             "`empty-hooks`: three message hooks that do next to nothing; `headers`: one "
+                             "headers-only plugin, method-acl)")
     parser.add_argument("--plugins-b", choices=sorted(harness.PLUGIN_SETS),
                         help="other plugins for B (the same --a and --b binary then compares plugin sets)")
     parser.add_argument("--wasm-a", metavar="DIR",

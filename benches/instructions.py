@@ -24,7 +24,8 @@ h2load and the release bench binaries; builds nothing (benches/run.sh does).
 
 `--plugins chain` loads the benchmark's 3-plugin message chain; `--plugins empty-hooks`
 three message hooks that do next to nothing (what three plugin entries cost on their own,
-the floor under the chain). Wasmtime's instance pool
+the floor under the chain); `--plugins headers` the harness's headers-only plugin
+(`method-acl`, entered once per call). Wasmtime's instance pool
 reserves more address space than valgrind can map, so sluice then runs with
 SLUICE_WASM_SMALL_MEMORIES (64 MiB plugin memories with explicit bounds checks instead of
 4 GiB reservations with guard pages) and a pool of 400 instances: the plugins' own code is
