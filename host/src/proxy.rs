@@ -229,11 +229,8 @@ impl Proxy {
         let mut plugins = None;
         if !chain.is_empty() {
             let call = Arc::new(CallContext::new(
-                method.to_string(),
-                parts
-                    .uri
-                    .authority()
-                    .map_or_else(String::new, |a| a.to_string()),
+                method.path_and_query().clone(),
+                parts.uri.authority().cloned(),
                 deadline.map(Instant::into_std),
             ));
             match CallPlugins::start(&chain, &call) {

@@ -35,8 +35,8 @@ pub fn load(runtime: &Runtime, name: &str, config: &str) -> Arc<LoadedPlugin> {
 /// A new call of `/bench.Svc/Call`.
 pub fn new_call() -> Arc<CallContext> {
     Arc::new(CallContext::new(
-        "/bench.Svc/Call".into(),
-        "bench".into(),
+        http::uri::PathAndQuery::from_static("/bench.Svc/Call"),
+        Some(http::uri::Authority::from_static("bench")),
         None,
     ))
 }

@@ -4,6 +4,7 @@
 //! verdict payloads, call state).
 
 use super::bindings;
+use http::uri::{Authority, PathAndQuery};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,15 +35,19 @@ impl PluginCounters {
 #[derive(Debug)]
 pub struct CallContext {
     id: u64,
-    method: String,
-    authority: String,
+    method: PathAndQuery,
+    authority: Option<Authority>,
     deadline: Option<Instant>,
 }
 
 impl CallContext {
-    /// A call of `method` sent to `authority`, ending by `deadline`; it gets a number no
-    /// other call of this process has.
-    pub fn new(method: String, authority: String, deadline: Option<Instant>) -> CallContext {
+    /// A call of `method` (a path) sent to `authority`, ending by `deadline`; it gets a
+    /// number no other call of this process has. Both are kept as they came, not copied.
+    pub fn new(
+        method: PathAndQuery,
+        authority: Option<Authority>,
+        deadline: Option<Instant>,
+    ) -> CallContext {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         CallContext {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -59,13 +64,16 @@ impl CallContext {
 
     /// `/package.Service/Method`.
     pub fn method(&self) -> &str {
-        &self.method
+        self.method.path()
     }
 
     fn to_wit(&self) -> bindings::CallInfo {
         bindings::CallInfo {
-            method: self.method.clone(),
-            authority: self.authority.clone(),
+            method: self.method().to_owned(),
+            authority: self
+                .authority
+                .as_ref()
+                .map_or_else(String::new, |a| a.as_str().to_owned()),
             deadline_ms: self
                 .deadline
                 .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
@@ -217,5 +225,29 @@ impl bindings::sluice::filter::host::Host for StoreData {
         } else {
             self.call_state = state;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_keeps_its_method_and_authority_without_the_query() {
+        let call = CallContext::new(
+            PathAndQuery::from_static("/a.B/C?x=1"),
+            Some(Authority::from_static("host:1")),
+            None,
+        );
+        assert_eq!(call.method(), "/a.B/C");
+        let info = call.to_wit();
+        assert_eq!(
+            (info.method.as_str(), info.authority.as_str()),
+            ("/a.B/C", "host:1")
+        );
+        assert_eq!(info.deadline_ms, None);
+        let anonymous = CallContext::new(PathAndQuery::from_static("/a.B/C"), None, None);
+        assert_eq!(anonymous.to_wit().authority, "");
+        assert_ne!(anonymous.id(), call.id());
     }
 }

@@ -23,6 +23,11 @@ impl MethodName {
     pub fn as_str(&self) -> &str {
         self.0.path()
     }
+
+    /// The request URI's path and query it was read from (a cheap clone).
+    pub fn path_and_query(&self) -> &PathAndQuery {
+        &self.0
+    }
 }
 
 impl std::ops::Deref for MethodName {
