@@ -1,5 +1,5 @@
-//! The values plugins see and return: status codes, call information, interest
-//! and verdicts.
+//! The values plugins see and return: status codes, the interest a plugin declares (hooks
+//! and methods) and verdicts.
 
 use std::fmt;
 
