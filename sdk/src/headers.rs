@@ -41,6 +41,11 @@ fn range((start, len): (u32, u32)) -> Range<usize> {
     start as usize..start as usize + len as usize
 }
 
+/// Whether `entry` (in `bytes`) is named `name`, ignoring ASCII case.
+fn is_named(bytes: &[u8], entry: &Entry, name: &str) -> bool {
+    bytes[range(entry.name)].eq_ignore_ascii_case(name.as_bytes())
+}
+
 impl Headers {
     /// Headers from `(name, value)` entries, as the host passes them (not modified).
     ///
@@ -111,12 +116,17 @@ impl Headers {
     /// The entries as a flat buffer for the host.
     #[cfg(any(target_arch = "wasm32", test))]
     pub(crate) fn to_flat(&self) -> Vec<u8> {
-        let size = self.iter().map(|(n, v)| 8 + n.len() + v.len()).sum();
+        // The stored bytes as they are: names need no UTF-8 check on the way out.
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| (self.name_of(e), self.value_of(e)));
+        let size = entries.clone().map(|(n, v)| 8 + n.len() + v.len()).sum();
         let mut flat = Vec::with_capacity(size);
-        for (name, value) in self.iter() {
+        for (name, value) in entries {
             flat.extend_from_slice(&(name.len() as u32).to_le_bytes());
             flat.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            flat.extend_from_slice(name.as_bytes());
+            flat.extend_from_slice(name);
             flat.extend_from_slice(value);
         }
         flat
@@ -155,7 +165,7 @@ impl Headers {
         let entry = self
             .entries
             .iter()
-            .find(|e| self.name_of(e).eq_ignore_ascii_case(name.as_bytes()))?;
+            .find(|e| is_named(&self.bytes, e, name))?;
         Some(self.value_of(entry))
     }
 
@@ -178,7 +188,7 @@ impl Headers {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.entries
             .iter()
-            .filter(move |e| self.name_of(e).eq_ignore_ascii_case(name.as_bytes()))
+            .filter(move |e| is_named(&self.bytes, e, name))
             .map(|e| self.value_of(e))
     }
 
@@ -216,8 +226,7 @@ impl Headers {
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.entries.len();
         let bytes = &self.bytes;
-        self.entries
-            .retain(|e| !bytes[range(e.name)].eq_ignore_ascii_case(name.as_bytes()));
+        self.entries.retain(|e| !is_named(bytes, e, name));
         let removed = before - self.entries.len();
         if removed > 0 {
             self.modified = true;
