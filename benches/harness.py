@@ -22,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import goals
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 WASM = ROOT / "target" / "wasm32-wasip2" / "release"
@@ -442,8 +444,7 @@ def main():
     parser.add_argument("--baseline-wasm", metavar="DIR",
                         help="the folder the baseline's plugins come from (NAME.wasm as scripts/build-plugins.sh "
                              "makes them), for a baseline that speaks another plugin interface; default: this "
-                             "tree's plugins. Such a baseline's chain is measured with at most 500 idle streams "
-                             "(its dedupe held an instance per stream)")
+                             "tree's plugins")
     parser.add_argument("--proxy-threads", type=int, default=os.cpu_count() or 2,
                         help="threads for every proxy: sluice --threads, HAProxy nbthread, nginx worker_processes")
     args = parser.parse_args()
@@ -555,6 +556,9 @@ def main():
                 report.append(f"| {name} | {r['streams']:,} | {r['rss_before_kib'] / 1024:.1f} MiB | {r['rss_during_kib'] / 1024:.1f} MiB | {r['kib_per_stream']:.1f} KiB | {r['errors']} |")
         if seven_rss:
             report += ["", f"Idle RSS of sluice with the seven example plugins loaded (3 s after start): **{seven_rss / 1024:.1f} MiB**.", ""]
+        if report[-1] != "":
+            report.append("")
+        report += [goals.table(runs, idle, seven_rss), ""]
         text = "\n".join(report)
         (out / "latest.md").write_text(text)
         if results:

@@ -25,6 +25,9 @@ bash scripts/build-plugins.sh >/dev/null
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== benchmark harness: how it judges the goals (python unittest)"
+python3 -m unittest discover --start-directory benches --pattern 'test_*.py'
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
