@@ -180,7 +180,7 @@ def start_relay(upstream):
     """`h2-relay`: the h2 crate relaying every stream and nothing else, the floor of the
     stack sluice is built on (see benches/src/bin/h2-relay.rs)."""
     port = free_port()
-    return start(relay_command(RELEASE / "h2-relay", port, upstream), port, "h2 relay (floor)")
+    return start(relay_command(RELEASE / "h2-relay", port, upstream), port, goals.RELAY)
 
 
 def start_nginx(work, upstream):
@@ -238,7 +238,7 @@ backend be
   http-reuse always
   server echo 127.0.0.1:{upstream} proto h2
 """)
-    return start(["haproxy", "-f", str(conf), "-db"], port, "HAProxy proto h2")
+    return start(["haproxy", "-f", str(conf), "-db"], port, goals.HAPROXY)
 
 
 def upstream_calls(stats_port):
@@ -467,11 +467,11 @@ def main():
         targets.append(Target("direct", upstream_port))
         sluice_targets = []
         if want("sluice"):
-            sluice_targets.append(("sluice", None))
+            sluice_targets.append((goals.SLUICE, None))
         if want("headers"):
             sluice_targets.append(("sluice + headers plugin", HEADERS_PLUGINS))
         if want("chain"):
-            sluice_targets.append(("sluice + 3-plugin chain", CHAIN_PLUGINS))
+            sluice_targets.append((goals.CHAIN, CHAIN_PLUGINS))
         for name, plugins in sluice_targets:
             targets.append(start_sluice(work, upstream_port, name, plugins))
             if args.baseline:

@@ -17,7 +17,10 @@ class Goals(unittest.TestCase):
                      goals.HAPROXY: [result(100), result(200), result(150)]}
         goal, value, met = goals.over_haproxy_row("unary", by_target)
         self.assertIn("1.30x", value)
+        self.assertNotIn("relay", value)
         self.assertEqual(met, "yes")
+        by_target[goals.RELAY] = [result(110), result(240), result(150)]
+        self.assertIn("the bare h2 relay: 1.10x", goals.over_haproxy_row("unary", by_target)[1])
 
     def test_a_worse_p99_misses_the_goal_whatever_the_rate(self):
         by_target = {goals.SLUICE: [result(200, p99_us=2000)], goals.HAPROXY: [result(100, p99_us=1000)]}
