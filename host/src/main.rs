@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 /// jemalloc, not the system's malloc: a proxied call allocates and frees a few dozen small
 /// buffers (headers, frames, call state), and glibc's malloc took 8 % of the proxy's
-/// instructions per call. See the README's "What has been cut" for the numbers.
+/// instructions per call. See "What has been cut" in benches/PERFORMANCE.md for the numbers.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
