@@ -43,8 +43,17 @@ def median_p99_us(results):
     return statistics.median(ok) if ok else None
 
 
-def fmt_ms(us):
+def fmt_us(us):
+    """A latency in µs, as ms from 1 ms on (also the harness's tables)."""
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def fmt_times(quotient):
+    return f"{quotient:.2f}x"
+
+
+def fmt_percent(change):
+    return f"{change:+.1%}".replace("-", "−")
 
 
 def spread(values, fmt):
@@ -56,14 +65,13 @@ def over_haproxy_row(workload, by_target):
     quotients = per_round(by_target, HAPROXY, SLUICE)
     if not quotients:
         return goal, "HAProxy or sluice not measured, or no round without errors", "–"
-    times = lambda q: f"{q:.2f}x"  # noqa: E731
     ours, theirs = median_p99_us(by_target[SLUICE]), median_p99_us(by_target[HAPROXY])
     ratio = statistics.median(quotients)
     met = ratio >= RATIO_OVER_HAPROXY and ours <= theirs
-    value = f"**{times(ratio)}** ({spread(quotients, times)}); p99 {fmt_ms(ours)} vs {fmt_ms(theirs)}"
+    value = f"**{fmt_times(ratio)}** ({spread(quotients, fmt_times)}); p99 {fmt_us(ours)} vs {fmt_us(theirs)}"
     floor = per_round(by_target, HAPROXY, RELAY)
     if floor:
-        value += f"; the bare h2 relay: {times(statistics.median(floor))}"
+        value += f"; the bare h2 relay: {fmt_times(statistics.median(floor))}"
     return goal, value, "yes" if met else "no"
 
 
@@ -72,10 +80,9 @@ def chain_row(workload, by_target):
     costs = [q - 1 for q in per_round(by_target, SLUICE, CHAIN)]
     if not costs:
         return goal, "the chain or sluice not measured, or no round without errors", "–"
-    percent = lambda c: f"{c:+.1%}".replace("-", "−")  # noqa: E731
     cost = statistics.median(costs)
     within = sum(c >= -CHAIN_MAX_COST for c in costs)
-    return (goal, f"**{percent(cost)}** ({spread(costs, percent)}; within {CHAIN_MAX_COST:.0%} in {within} of {len(costs)})",
+    return (goal, f"**{fmt_percent(cost)}** ({spread(costs, fmt_percent)}; within {CHAIN_MAX_COST:.0%} in {within} of {len(costs)})",
             "yes" if cost >= -CHAIN_MAX_COST else "no")
 
 

@@ -377,17 +377,13 @@ def machine():
     return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, {time.strftime('%Y-%m-%d')}"
 
 
-def fmt_us(us):
-    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
-
-
 def table(workload, unit, rows):
     lines = [f"### {workload}", "", f"| target | rate ({unit}) | ratio to direct | p50 | p99 | errors | proxy CPU per op | peak RSS |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
         cpu = f"{r['cpu_us_per_op']:.1f} µs" if r.get("cpu_us_per_op") is not None else "–"
         rss = f"{r['peak_rss_kib'] / 1024:.1f} MiB" if r.get("peak_rss_kib") else "–"
-        lines.append(f"| {name} | {r['rate']:,.0f} | {r['ratio']:.2f} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | {r['errors']} | {cpu} | {rss} |")
+        lines.append(f"| {name} | {r['rate']:,.0f} | {r['ratio']:.2f} | {goals.fmt_us(r['p50_us'])} | {goals.fmt_us(r['p99_us'])} | {r['errors']} | {cpu} | {rss} |")
     return "\n".join(lines)
 
 
