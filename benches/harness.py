@@ -499,7 +499,7 @@ def main():
             results[workload] = {}
             direct_rates = [r["rate"] for r in by_target["direct"]]
             for name, rs in by_target.items():
-                ok = [r for r in rs if r["errors"] == 0 and r["ops"] > 0]
+                ok = [r for r in rs if goals.counts(r)]
                 if not ok:
                     results[workload][name] = {"rate": 0, "ratio": 0, "p50_us": 0, "p99_us": 0, "errors": sum(r["errors"] for r in rs), "cpu_us_per_op": None, "peak_rss_kib": None}
                     continue
