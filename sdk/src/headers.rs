@@ -162,11 +162,7 @@ impl Headers {
     /// assert_eq!(h.get("x-b"), None);
     /// ```
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| is_named(&self.bytes, e, name))?;
-        Some(self.value_of(entry))
+        self.get_all(name).next()
     }
 
     /// The first value of `name` if it is UTF-8.
@@ -185,7 +181,7 @@ impl Headers {
     /// let h = sluice_sdk::Headers::from_pairs([("x-a", "1"), ("x-b", "2"), ("x-a", "3")]);
     /// assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), [b"1", b"3"]);
     /// ```
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a [u8]> {
         self.entries
             .iter()
             .filter(move |e| is_named(&self.bytes, e, name))
